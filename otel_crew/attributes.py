@@ -1,0 +1,164 @@
+"""Attribute names and the allow-listed, never-raising extraction of their values.
+
+Values are read from named fields only, never from an object's ``__dict__``:
+a model's API key lives in that ``__dict__``. Every reader swallows its own
+failures (logged at debug level) so that extraction can never break a kickoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+_LOG = logging.getLogger(__name__)
+
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_WORKFLOW_NAME = "gen_ai.workflow.name"
+GEN_AI_AGENT_NAME = "gen_ai.agent.name"
+GEN_AI_AGENT_ID = "gen_ai.agent.id"
+GEN_AI_TOOL_NAME = "gen_ai.tool.name"
+GEN_AI_TOOL_TYPE = "gen_ai.tool.type"
+GEN_AI_TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT = "gen_ai.tool.call.result"
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+
+CREWAI_CREW_ID = "crewai.crew.id"
+CREWAI_CREW_PROCESS = "crewai.crew.process"
+CREWAI_KICKOFF_METHOD = "crewai.kickoff.method"
+CREWAI_KICKOFF_INPUTS = "crewai.kickoff.inputs"
+CREWAI_KICKOFF_OUTPUT = "crewai.kickoff.output"
+CREWAI_TASK_NAME = "crewai.task.name"
+CREWAI_TASK_DESCRIPTION = "crewai.task.description"
+CREWAI_TASK_ASYNC_EXECUTION = "crewai.task.async_execution"
+CREWAI_TASK_OUTPUT = "crewai.task.output"
+
+OPERATION_INVOKE_WORKFLOW = "invoke_workflow"
+OPERATION_INVOKE_AGENT = "invoke_agent"
+OPERATION_EXECUTE_TOOL = "execute_tool"
+
+DESCRIPTION_LIMIT = 256
+"""Task descriptions are cut to this many characters."""
+
+CONTENT_LIMIT = 4096
+"""Captured content (inputs, outputs, tool arguments) is cut to this many characters."""
+
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_SPAN_CONTENT_MODES = frozenset({"SPAN_ONLY", "SPAN_AND_EVENT", "TRUE"})
+
+
+def capture_content_from_env() -> bool:
+    """Whether the standard GenAI variable asks for content on spans."""
+    return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().upper() in _SPAN_CONTENT_MODES
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _bounded(value: Any, limit: int, depth: int = 0) -> Any:
+    """A JSON-able copy of ``value`` whose strings and containers are cut early,
+    so that a 10 MB string or a deep structure costs a bounded amount of work."""
+    if isinstance(value, str):
+        return truncate(value, limit)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if depth >= 4:
+        return "…"
+    if isinstance(value, Mapping):
+        items = list(value.items())[:64]
+        return {truncate(str(key), 128): _bounded(item, limit, depth + 1) for key, item in items}
+    if isinstance(value, (list, tuple)):
+        return [_bounded(item, limit, depth + 1) for item in value[:64]]
+    return truncate(f"<{type(value).__name__}>", limit)
+
+
+def content_text(value: Any, limit: int = CONTENT_LIMIT) -> str | None:
+    """``value`` as bounded JSON text, or None when it cannot be shown."""
+    try:
+        if isinstance(value, str):
+            return truncate(value, limit)
+        raw = getattr(value, "raw", None)
+        if isinstance(raw, str):  # CrewOutput and TaskOutput carry their text in .raw
+            return truncate(raw, limit)
+        return truncate(json.dumps(_bounded(value, limit), ensure_ascii=False), limit)
+    except Exception:  # content must never break a kickoff
+        _LOG.debug("otel-crew: could not render content", exc_info=True)
+        return None
+
+
+def safe_attributes(
+    reader: Callable[..., Mapping[str, AttributeValue | None]], *args: Any
+) -> dict[str, AttributeValue]:
+    """Run ``reader(*args)`` and keep its non-None values; never raises."""
+    try:
+        return {key: value for key, value in reader(*args).items() if value is not None}
+    except Exception:
+        _LOG.debug("otel-crew: attribute extraction failed in %s", reader.__name__, exc_info=True)
+        return {}
+
+
+def _text(value: Any, limit: int = DESCRIPTION_LIMIT) -> str | None:
+    return truncate(value, limit) if isinstance(value, str) and value else None
+
+
+def _process_name(crew: Any) -> str | None:
+    process = getattr(crew, "process", None)
+    return _text(getattr(process, "value", process))
+
+
+def crew_name(crew: Any) -> str:
+    return _text(getattr(crew, "name", None)) or "crew"
+
+
+def crew_attributes(crew: Any, method: str) -> dict[str, AttributeValue | None]:
+    return {
+        GEN_AI_OPERATION_NAME: OPERATION_INVOKE_WORKFLOW,
+        GEN_AI_WORKFLOW_NAME: crew_name(crew),
+        CREWAI_CREW_ID: _text(str(getattr(crew, "id", "") or "")),
+        CREWAI_CREW_PROCESS: _process_name(crew),
+        CREWAI_KICKOFF_METHOD: method,
+    }
+
+
+def usage_attributes(crew: Any) -> dict[str, AttributeValue | None]:
+    usage = getattr(crew, "usage_metrics", None)
+    prompt = getattr(usage, "prompt_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
+    return {
+        GEN_AI_USAGE_INPUT_TOKENS: prompt if isinstance(prompt, int) and prompt > 0 else None,
+        GEN_AI_USAGE_OUTPUT_TOKENS: completion if isinstance(completion, int) and completion > 0 else None,
+    }
+
+
+def agent_role(agent: Any) -> str:
+    return _text(getattr(agent, "role", None)) or "agent"
+
+
+def agent_attributes(agent: Any, task: Any) -> dict[str, AttributeValue | None]:
+    return {
+        GEN_AI_OPERATION_NAME: OPERATION_INVOKE_AGENT,
+        GEN_AI_AGENT_NAME: agent_role(agent),
+        GEN_AI_AGENT_ID: _text(str(getattr(agent, "id", "") or "")),
+        CREWAI_TASK_NAME: _text(getattr(task, "name", None)),
+        CREWAI_TASK_DESCRIPTION: _text(getattr(task, "description", None)),
+        CREWAI_TASK_ASYNC_EXECUTION: bool(getattr(task, "async_execution", False)),
+    }
+
+
+def tool_name(tool: Any) -> str:
+    return _text(getattr(tool, "name", None)) or "tool"
+
+
+def tool_attributes(tool: Any) -> dict[str, AttributeValue | None]:
+    return {
+        GEN_AI_OPERATION_NAME: OPERATION_EXECUTE_TOOL,
+        GEN_AI_TOOL_NAME: tool_name(tool),
+        GEN_AI_TOOL_TYPE: "function",
+    }

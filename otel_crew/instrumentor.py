@@ -1,0 +1,129 @@
+"""``OtelCrewInstrumentor``: turns CrewAI kickoffs, agent steps and tool calls into spans.
+
+``instrument()`` and ``uninstrument()`` are mirror images: every method that
+is wrapped is recorded with the exact object that stood in the class before,
+and put back as it was. The global tracer provider is never set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+import wrapt
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from otel_crew import workflow as workflow_module
+from otel_crew.attributes import capture_content_from_env
+from otel_crew.version import __version__
+from otel_crew.wrappers import CrewWrappers
+
+__all__ = ["OtelCrewInstrumentor", "SUPPORTED_CREWAI"]
+
+_LOG = logging.getLogger(__name__)
+
+SUPPORTED_CREWAI = "crewai >= 0.102.0, < 2"
+
+_OUR_OPTIONS = frozenset({"tracer_provider", "meter_provider", "capture_content"})
+# Keywords OpenTelemetry's own tooling (opentelemetry-instrument, distros) passes.
+_TOOLING_OPTIONS = frozenset(
+    {"skip_dep_check", "raise_exception_on_conflict", "logger_provider", "event_logger_provider"}
+)
+
+
+@dataclass(frozen=True)
+class _Patch:
+    owner: type
+    name: str
+    original: Any
+
+
+def _method_table(wrappers: CrewWrappers) -> list[tuple[str, str, str, Callable[..., Any]]]:
+    """(module, class, method, wrapper) for every method we observe. A method
+    a CrewAI version lacks is skipped."""
+    entry = wrappers.kickoff_entry
+    task_at_1 = (1, "task")
+    return [
+        ("crewai", "Crew", "kickoff", wrappers.kickoff),
+        ("crewai", "Crew", "akickoff", wrappers.akickoff),
+        ("crewai", "Crew", "kickoff_async", entry("kickoff_async", is_async=True)),
+        ("crewai", "Crew", "kickoff_for_each", entry("kickoff_for_each", is_async=False)),
+        ("crewai", "Crew", "kickoff_for_each_async", entry("kickoff_for_each_async", is_async=True)),
+        ("crewai", "Crew", "akickoff_for_each", entry("akickoff_for_each", is_async=True)),
+        ("crewai", "Agent", "execute_task", wrappers.execute_task),
+        ("crewai", "Agent", "aexecute_task", wrappers.aexecute_task),
+        ("crewai", "Agent", "_execute_with_timeout", wrappers.leave_context(task_at_1)),
+        ("crewai", "Agent", "_execute_without_timeout", wrappers.take_context(task_at_1)),
+        ("crewai", "Task", "execute_async", wrappers.leave_context(None)),
+        ("crewai", "Task", "_execute_task_async", wrappers.take_context(None)),
+        ("crewai.tools.base_tool", "BaseTool", "run", wrappers.run_tool),
+        ("crewai.tools.base_tool", "BaseTool", "arun", wrappers.arun_tool),
+        ("crewai.tools.base_tool", "Tool", "run", wrappers.run_tool),
+        ("crewai.tools.base_tool", "Tool", "arun", wrappers.arun_tool),
+        ("crewai.tools.structured_tool", "CrewStructuredTool", "invoke", wrappers.run_tool),
+        ("crewai.tools.structured_tool", "CrewStructuredTool", "ainvoke", wrappers.arun_tool),
+    ]
+
+
+def _patch(module_name: str, class_name: str, method: str, wrapper: Callable[..., Any]) -> _Patch | None:
+    module = __import__(module_name, fromlist=[class_name])
+    owner = getattr(module, class_name, None)
+    # Only a method the class defines itself: wrapping an inherited one would
+    # leave a copy behind in the subclass after uninstrument().
+    original = vars(owner).get(method) if isinstance(owner, type) else None
+    if original is None:
+        return None
+    wrapt.wrap_function_wrapper(owner, method, wrapper)
+    return _Patch(owner, method, original)
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    unknown = sorted(set(options) - _OUR_OPTIONS - _TOOLING_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"OtelCrewInstrumentor.instrument() got unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"known options: {', '.join(sorted(_OUR_OPTIONS))}"
+        )
+    capture = options.get("capture_content")
+    if capture is not None and not isinstance(capture, bool):
+        raise TypeError(f"instrument(capture_content=...): expected bool or None, got {type(capture).__name__}")
+
+
+class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """OpenTelemetry instrumentation for CrewAI.
+
+    Options of ``instrument()``: ``tracer_provider`` and ``meter_provider``
+    (default: the global ones), ``capture_content`` (default: from
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``).
+    """
+
+    _patches: list[_Patch]
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return (SUPPORTED_CREWAI,)
+
+    def instrument(self, **options: Any) -> Any:
+        _check_options(options)
+        return super().instrument(**options)
+
+    def _instrument(self, **options: Any) -> None:
+        provider = options.get("tracer_provider")
+        capture = options.get("capture_content")
+        wrappers = CrewWrappers(
+            tracer=trace.get_tracer("otel_crew", __version__, tracer_provider=provider),
+            capture_content=capture_content_from_env() if capture is None else capture,
+        )
+        self._patches = [
+            patch for row in _method_table(wrappers) if (patch := _patch(*row)) is not None
+        ]
+        workflow_module.use_tracer_provider(provider)
+        _LOG.debug("otel-crew: instrumented %d CrewAI methods", len(self._patches))
+
+    def _uninstrument(self, **options: Any) -> None:
+        workflow_module.use_tracer_provider(None)
+        for patch in reversed(self._patches):
+            setattr(patch.owner, patch.name, patch.original)
+        self._patches = []

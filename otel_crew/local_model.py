@@ -1,0 +1,122 @@
+"""A deterministic, offline CrewAI model for the demo, the tests and the benchmarks.
+
+It owns one thing: answering CrewAI's ReAct prompts without a network, the same
+way every time, so that real crews really run. It can call one tool (or
+delegate to a coworker) before answering, and it can be told to fail.
+
+CrewAI's model base class differs between lines: a pydantic ``BaseLLM`` on 1.x,
+a plain ``BaseLLM`` on 0.105+ and a plain ``LLM`` on 0.102. ``local_model()``
+picks the right one, so callers never see the difference.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["LocalModelError", "local_model"]
+
+
+class LocalModelError(RuntimeError):
+    """Raised by a local model told to fail: a stand-in for a provider error."""
+
+
+def _last_text(messages: Any) -> str:
+    if isinstance(messages, str):
+        return messages
+    if not messages:
+        return ""
+    content = messages[-1].get("content", "")
+    return content if isinstance(content, str) else str(content)
+
+
+def _has_acted(messages: Any) -> bool:
+    """True once the conversation holds a turn of ours (a tool call was made)."""
+    if isinstance(messages, str):
+        return "Observation:" in messages
+    return any(message.get("role") == "assistant" for message in messages)
+
+
+class _ScriptedReplies:
+    """The model's behaviour, shared by every CrewAI base class."""
+
+    _tool_name: str | None
+    _tool_input: dict[str, Any]
+    _answer: str
+    _failure: str | None
+
+    def _configure(
+        self,
+        answer: str,
+        tool_name: str | None,
+        tool_input: dict[str, Any] | None,
+        fail_with: str | None,
+    ) -> None:
+        object.__setattr__(self, "_answer", answer)
+        object.__setattr__(self, "_tool_name", tool_name)
+        object.__setattr__(self, "_tool_input", dict(tool_input or {}))
+        object.__setattr__(self, "_failure", fail_with)
+
+    def _reply(self, messages: Any) -> str:
+        if self._failure is not None:
+            raise LocalModelError(self._failure)
+        if self._tool_name is not None and not _has_acted(messages):
+            return (
+                f"Thought: I should use {self._tool_name}.\n"
+                f"Action: {self._tool_name}\n"
+                f"Action Input: {json.dumps(self._tool_input)}"
+            )
+        digest = _last_text(messages).strip().splitlines()[-1:] or [""]
+        return f"Thought: I now know the final answer\nFinal Answer: {self._answer} ({digest[0][:60]})"
+
+    def call(self, messages: Any, *args: Any, **kwargs: Any) -> str:
+        return self._reply(messages)
+
+    async def acall(self, messages: Any, *args: Any, **kwargs: Any) -> str:
+        return self._reply(messages)
+
+    def supports_function_calling(self) -> bool:
+        return False
+
+    def supports_stop_words(self) -> bool:
+        return True
+
+    def get_context_window_size(self) -> int:
+        return 8192
+
+
+def _model_class() -> type:
+    try:
+        from crewai.llms.base_llm import BaseLLM
+    except ImportError:  # CrewAI 0.102: no BaseLLM yet, subclass LLM
+        from crewai import LLM as BaseLLM
+
+    class LocalModel(_ScriptedReplies, BaseLLM):  # type: ignore[misc, valid-type]
+        """A CrewAI model that answers from a script, offline."""
+
+    return LocalModel
+
+
+_LOCAL_MODEL_CLASS: type | None = None
+
+
+def local_model(
+    answer: str = "done",
+    *,
+    tool_name: str | None = None,
+    tool_input: dict[str, Any] | None = None,
+    fail_with: str | None = None,
+    name: str = "local/deterministic",
+) -> Any:
+    """Build a deterministic model for a CrewAI agent.
+
+    ``answer`` starts every final answer. With ``tool_name`` the model first
+    calls that tool (or CrewAI's delegation tool) with ``tool_input``, then
+    answers. With ``fail_with`` every call raises ``LocalModelError``.
+    """
+    global _LOCAL_MODEL_CLASS
+    if _LOCAL_MODEL_CLASS is None:
+        _LOCAL_MODEL_CLASS = _model_class()
+    model = _LOCAL_MODEL_CLASS(model=name)
+    model._configure(answer, tool_name, tool_input, fail_with)
+    return model

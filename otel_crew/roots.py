@@ -1,0 +1,75 @@
+"""The one definition of a *root*, shared by both span processors.
+
+A root is what an AgentOps session belongs to and what the unclosed-root
+processor watches: the outermost ``workflow()`` span (it carries
+``otel_crew.root=true``), else the first span of its trace in this process (no
+parent, or a remote parent such as an incoming web request).
+
+``RootIndex`` maps every open span to the nearest root above it, so that a
+kickoff or any other span finds its root in constant time.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+ROOT_ATTRIBUTE = "otel_crew.root"
+"""Set to true on the outermost ``workflow()`` span."""
+
+UNCLOSED_ATTRIBUTE = "otel_crew.root.unclosed"
+"""Set to true on a root that otel-crew had to end because nobody did."""
+
+
+def is_root(span: ReadableSpan) -> bool:
+    """Whether ``span`` (at its start) is a root."""
+    attributes = span.attributes
+    if attributes is not None and attributes.get(ROOT_ATTRIBUTE) is True:
+        return True
+    parent = span.parent
+    return parent is None or not parent.is_valid or parent.is_remote
+
+
+def span_key(span: ReadableSpan) -> tuple[int, int]:
+    """A key that names one span: its trace and span ids."""
+    context = span.context
+    assert context is not None  # SDK spans always have one
+    return context.trace_id, context.span_id
+
+
+RecordT = TypeVar("RecordT")
+
+
+class RootIndex(Generic[RecordT]):
+    """Open spans mapped to the record of their root, for O(1) look-ups.
+
+    A span whose parent is unknown here (it ended already, or lives in another
+    process) is mapped to nothing. Dict operations are atomic under the GIL, so
+    the index needs no lock of its own.
+    """
+
+    def __init__(self) -> None:
+        self._record_of: dict[tuple[int, int], RecordT] = {}
+
+    def add_root(self, span: ReadableSpan, record: RecordT) -> None:
+        self._record_of[span_key(span)] = record
+
+    def add_child(self, span: ReadableSpan) -> RecordT | None:
+        """Map ``span`` to its parent's root record and return that record."""
+        parent = span.parent
+        if parent is None:
+            return None
+        record = self._record_of.get((parent.trace_id, parent.span_id))
+        if record is not None:
+            self._record_of[span_key(span)] = record
+        return record
+
+    def remove(self, span: ReadableSpan) -> RecordT | None:
+        return self._record_of.pop(span_key(span), None)
+
+    def clear(self) -> None:
+        self._record_of.clear()
+
+    def __len__(self) -> int:
+        return len(self._record_of)
