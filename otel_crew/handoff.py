@@ -10,7 +10,7 @@ it. Where CrewAI copies the context itself, taking it again changes nothing.
 from __future__ import annotations
 
 import threading
-from typing import Hashable
+from collections.abc import Hashable
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context

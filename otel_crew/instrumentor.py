@@ -21,7 +21,7 @@ from otel_crew.attributes import capture_content_from_env
 from otel_crew.version import __version__
 from otel_crew.wrappers import CrewWrappers
 
-__all__ = ["OtelCrewInstrumentor", "SUPPORTED_CREWAI"]
+__all__ = ["SUPPORTED_CREWAI", "OtelCrewInstrumentor"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -71,9 +71,11 @@ def _method_table(wrappers: CrewWrappers) -> list[tuple[str, str, str, Callable[
 def _patch(module_name: str, class_name: str, method: str, wrapper: Callable[..., Any]) -> _Patch | None:
     module = __import__(module_name, fromlist=[class_name])
     owner = getattr(module, class_name, None)
+    if not isinstance(owner, type):
+        return None
     # Only a method the class defines itself: wrapping an inherited one would
     # leave a copy behind in the subclass after uninstrument().
-    original = vars(owner).get(method) if isinstance(owner, type) else None
+    original = vars(owner).get(method)
     if original is None:
         return None
     wrapt.wrap_function_wrapper(owner, method, wrapper)
@@ -89,7 +91,9 @@ def _check_options(options: dict[str, Any]) -> None:
         )
     capture = options.get("capture_content")
     if capture is not None and not isinstance(capture, bool):
-        raise TypeError(f"instrument(capture_content=...): expected bool or None, got {type(capture).__name__}")
+        raise TypeError(
+            f"instrument(capture_content=...): expected bool or None, got {type(capture).__name__}"
+        )
 
 
 class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -116,9 +120,7 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             tracer=trace.get_tracer("otel_crew", __version__, tracer_provider=provider),
             capture_content=capture_content_from_env() if capture is None else capture,
         )
-        self._patches = [
-            patch for row in _method_table(wrappers) if (patch := _patch(*row)) is not None
-        ]
+        self._patches = [patch for row in _method_table(wrappers) if (patch := _patch(*row)) is not None]
         workflow_module.use_tracer_provider(provider)
         _LOG.debug("otel-crew: instrumented %d CrewAI methods", len(self._patches))
 

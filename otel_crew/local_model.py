@@ -85,13 +85,19 @@ class _ScriptedReplies:
         return 8192
 
 
-def _model_class() -> type:
+def _model_base() -> type:
     try:
         from crewai.llms.base_llm import BaseLLM
-    except ImportError:  # CrewAI 0.102: no BaseLLM yet, subclass LLM
-        from crewai import LLM as BaseLLM
 
-    class LocalModel(_ScriptedReplies, BaseLLM):  # type: ignore[misc, valid-type]
+        return BaseLLM
+    except ImportError:  # CrewAI 0.102: no BaseLLM yet, subclass LLM
+        import crewai
+
+        return crewai.LLM
+
+
+def _model_class() -> type:
+    class LocalModel(_ScriptedReplies, _model_base()):  # type: ignore[misc]
         """A CrewAI model that answers from a script, offline."""
 
     return LocalModel

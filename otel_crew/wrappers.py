@@ -135,9 +135,14 @@ class CrewWrappers:
         return entry
 
     @staticmethod
-    async def _named_async(method: str, wrapped: Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        _kickoff_method.set(method)  # this coroutine's own context: no reset needed
-        return await wrapped(*args, **kwargs)
+    async def _named_async(
+        method: str, wrapped: Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        token = _kickoff_method.set(method)
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            _kickoff_method.reset(token)
 
     # -- agents -----------------------------------------------------------
 
@@ -157,7 +162,9 @@ class CrewWrappers:
         # inside itself: one span covers all attempts.
         return is_instrumentation_enabled() and _active_step.get() != (id(agent), id(task))
 
-    def execute_task(self, wrapped: Wrapped, agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def execute_task(
+        self, wrapped: Wrapped, agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         task = _call_arg(args, kwargs, 0, "task")
         if not self._observes_agent(agent, task):
             return wrapped(*args, **kwargs)
@@ -166,7 +173,9 @@ class CrewWrappers:
             self._after_agent(span, result)
             return result
 
-    def aexecute_task(self, wrapped: Wrapped, agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def aexecute_task(
+        self, wrapped: Wrapped, agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         task = _call_arg(args, kwargs, 0, "task")
         if not self._observes_agent(agent, task):
             return wrapped(*args, **kwargs)

@@ -1,0 +1,36 @@
+"""Test sessions: lint and types, then the suite on each supported CrewAI line.
+
+Each CrewAI line gets its own environment, built from pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.error_on_missing_interpreters = True
+
+CREWAI_LINES = {
+    "latest": "crewai>=1.15,<2",
+    "0.130": "crewai==0.130.0",
+    "0.102": "crewai==0.102.0",
+}
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format) and mypy."""
+    session.install("-e", ".[lint,crewai,agentops]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session
+@nox.parametrize("crewai", list(CREWAI_LINES))
+def tests(session: nox.Session, crewai: str) -> None:
+    """The whole suite against one CrewAI line (real CrewAI, real AgentOps, offline)."""
+    session.install("-e", ".[agentops,test]", CREWAI_LINES[crewai])
+    # CrewAI's task-output store differs between 0.x and 1.x: one per environment.
+    session.env["CREWAI_STORAGE_DIR"] = f"{session.virtualenv.location}/crewai-storage"
+    session.run("pytest", *session.posargs)

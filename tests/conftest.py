@@ -1,0 +1,122 @@
+"""Shared test set-up: CrewAI offline and quiet, one SDK tracer provider per test."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+import pytest
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+os.environ["CREWAI_DISABLE_TELEMETRY"] = "true"
+os.environ["CREWAI_TRACING_ENABLED"] = "false"
+os.environ.setdefault("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "NO_CONTENT")
+# CrewAI's task-output store differs between 0.x and 1.x: one per run.
+os.environ["CREWAI_STORAGE_DIR"] = tempfile.mkdtemp(prefix="otel-crew-tests-")
+
+
+def crewai_version() -> tuple[int, ...] | None:
+    try:
+        return tuple(int(part) for part in version("crewai").split(".")[:3])
+    except PackageNotFoundError:
+        return None
+
+
+CREWAI = crewai_version()
+
+# CrewAI before 0.105 honours only OTEL_SDK_DISABLED for its phone-home
+# telemetry. That variable also silences every SDK provider built while it is
+# set, so the providers that must record are built with it lifted.
+if CREWAI is not None and CREWAI < (0, 105):
+    os.environ["OTEL_SDK_DISABLED"] = "true"
+
+
+@contextmanager
+def sdk_enabled() -> Iterator[None]:
+    """Build recording SDK objects inside this block."""
+    saved = os.environ.pop("OTEL_SDK_DISABLED", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["OTEL_SDK_DISABLED"] = saved
+
+
+class Spans:
+    """A tracer provider with an in-memory exporter, and ways to read the tree."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        with sdk_enabled():
+            self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+
+    def finished(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        return [span for span in self.finished() if span.name == name]
+
+    def one(self, name: str) -> ReadableSpan:
+        found = self.named(name)
+        assert len(found) == 1, f"expected one span {name!r}, found {len(found)}: {self.names()}"
+        return found[0]
+
+    def names(self) -> list[str]:
+        return sorted(span.name for span in self.finished())
+
+    def children(self, parent: ReadableSpan) -> list[ReadableSpan]:
+        assert parent.context is not None
+        return sorted(
+            (
+                s
+                for s in self.finished()
+                if s.parent is not None and s.parent.span_id == parent.context.span_id
+            ),
+            key=lambda s: s.start_time or 0,
+        )
+
+    def tree(self, root: ReadableSpan) -> list[tuple[int, str]]:
+        """(depth, name) of ``root`` and every span below it, depth first."""
+        rows = [(0, root.name)]
+        for child in self.children(root):
+            rows += [(depth + 1, name) for depth, name in self.tree(child)]
+        return rows
+
+
+@pytest.fixture(autouse=True)
+def fresh_context() -> Iterator[None]:
+    """Each test starts with nothing current, and nothing it attached (AgentOps
+    attaches its session span and never detaches it) leaks into the next."""
+    token = otel_context.attach(Context())
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+@pytest.fixture
+def spans() -> Iterator[Spans]:
+    recorded = Spans()
+    yield recorded
+    recorded.provider.shutdown()
+
+
+@pytest.fixture
+def instrumented(spans: Spans) -> Iterator[Spans]:
+    """CrewAI instrumented into the test's own provider."""
+    from otel_crew import OtelCrewInstrumentor
+
+    instrumentor = OtelCrewInstrumentor()
+    instrumentor.instrument(tracer_provider=spans.provider)
+    try:
+        yield spans
+    finally:
+        instrumentor.uninstrument()
