@@ -38,9 +38,7 @@ def run_demo_pipeline(
 ) -> list[str]:
     """Run the demo under one root; return what happened to each step."""
     outcomes = []
-    with workflow(
-        ROOT_NAME, attributes={"demo.steps": len(demo_steps())}, tracer_provider=tracer_provider
-    ) as root:
+    with workflow(ROOT_NAME, attributes={"demo.steps": len(demo_steps())}, tracer_provider=tracer_provider) as root:
         for title, step in demo_steps():
             on_step(title)
             try:

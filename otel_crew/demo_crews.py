@@ -40,20 +40,14 @@ def researcher(**model: Any) -> Agent:
 
 
 def writer(**model: Any) -> Agent:
-    return Agent(
-        role="Writer", goal="Write", backstory="Clear.", llm=local_model("report", **model), max_retry_limit=0
-    )
+    return Agent(role="Writer", goal="Write", backstory="Clear.", llm=local_model("report", **model), max_retry_limit=0)
 
 
 def research_crew(name: str = "research", async_first: bool = False, **options: Any) -> Crew:
     """Two agents, two tasks, one tool call: the researcher counts words, the writer writes."""
     first, second = researcher(), writer()
-    research = Task(
-        description="Research {topic}", expected_output="facts", agent=first, async_execution=async_first
-    )
-    write = Task(
-        description="Write about {topic}", expected_output="report", agent=second, context=[research]
-    )
+    research = Task(description="Research {topic}", expected_output="facts", agent=first, async_execution=async_first)
+    write = Task(description="Write about {topic}", expected_output="report", agent=second, context=[research])
     return Crew(agents=[first, second], tasks=[research, write], name=name, **options)
 
 

@@ -7,6 +7,7 @@ and put back as it was. The global tracer provider is never set.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -15,9 +16,13 @@ from typing import Any
 import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.sdk.trace import SpanProcessor
 
 from otel_crew import workflow as workflow_module
+from otel_crew.agentops_bridge import AgentOpsSessionProcessor
 from otel_crew.attributes import capture_content_from_env
+from otel_crew.provider_order import install_first, uninstall
+from otel_crew.unclosed_roots import UnclosedRootProcessor
 from otel_crew.version import __version__
 from otel_crew.wrappers import CrewWrappers
 
@@ -27,7 +32,18 @@ _LOG = logging.getLogger(__name__)
 
 SUPPORTED_CREWAI = "crewai >= 0.102.0, < 2"
 
-_OUR_OPTIONS = frozenset({"tracer_provider", "meter_provider", "capture_content"})
+_OUR_OPTIONS = frozenset(
+    {
+        "tracer_provider",
+        "meter_provider",
+        "capture_content",
+        "unclosed_roots",
+        "agentops",
+        "auto_end_session",
+        "end_states",
+    }
+)
+_AGENTOPS_MODES = ("auto", "on", "off")
 # Keywords OpenTelemetry's own tooling (opentelemetry-instrument, distros) passes.
 _TOOLING_OPTIONS = frozenset(
     {"skip_dep_check", "raise_exception_on_conflict", "logger_provider", "event_logger_provider"}
@@ -91,20 +107,61 @@ def _check_options(options: dict[str, Any]) -> None:
         )
     capture = options.get("capture_content")
     if capture is not None and not isinstance(capture, bool):
-        raise TypeError(
-            f"instrument(capture_content=...): expected bool or None, got {type(capture).__name__}"
+        raise TypeError(f"instrument(capture_content=...): expected bool or None, got {type(capture).__name__}")
+    unclosed = options.get("unclosed_roots", True)
+    if not isinstance(unclosed, (bool, UnclosedRootProcessor)):
+        raise TypeError(f"instrument(unclosed_roots=...): expected bool or UnclosedRootProcessor, got {unclosed!r}")
+    mode = options.get("agentops", "auto")
+    if not (mode in _AGENTOPS_MODES or isinstance(mode, AgentOpsSessionProcessor)):
+        raise ValueError(
+            f"instrument(agentops=...): expected one of {', '.join(_AGENTOPS_MODES)} "
+            f"or an AgentOpsSessionProcessor, got {mode!r}"
         )
+
+
+def _agentops_importable() -> bool:
+    return importlib.util.find_spec("agentops") is not None
+
+
+def _processors(options: dict[str, Any]) -> list[SpanProcessor]:
+    """The processors instrument() installs, in the order they should see spans."""
+    meter_provider = options.get("meter_provider")
+    chosen: list[SpanProcessor] = []
+    unclosed = options.get("unclosed_roots", True)
+    if isinstance(unclosed, UnclosedRootProcessor):
+        chosen.append(unclosed)
+    elif unclosed:
+        chosen.append(UnclosedRootProcessor(meter_provider=meter_provider))
+    mode = options.get("agentops", "auto")
+    if isinstance(mode, AgentOpsSessionProcessor):
+        chosen.append(mode)
+    elif mode == "on" or (mode == "auto" and _agentops_importable()):
+        chosen.append(
+            AgentOpsSessionProcessor(
+                auto_end_session=options.get("auto_end_session", True),
+                end_states=options.get("end_states"),
+                meter_provider=meter_provider,
+            )
+        )
+    return chosen
 
 
 class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """OpenTelemetry instrumentation for CrewAI.
 
-    Options of ``instrument()``: ``tracer_provider`` and ``meter_provider``
-    (default: the global ones), ``capture_content`` (default: from
-    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``).
+    Options of ``instrument()`` (all optional; the README has the table):
+    ``tracer_provider`` and ``meter_provider`` (default: the global ones),
+    ``capture_content`` (default: from
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``), ``unclosed_roots``
+    (True: an ``UnclosedRootProcessor`` with its defaults; False; or your
+    own), ``agentops`` ("auto": the session bridge when AgentOps is
+    installed; "on"; "off"; or your own ``AgentOpsSessionProcessor``),
+    ``auto_end_session`` and ``end_states`` (for the bridge it builds).
     """
 
     _patches: list[_Patch]
+    _processors: list[SpanProcessor]
+    _provider: trace.TracerProvider
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return (SUPPORTED_CREWAI,)
@@ -115,6 +172,10 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **options: Any) -> None:
         provider = options.get("tracer_provider")
+        self._provider = provider if provider is not None else trace.get_tracer_provider()
+        self._processors = _processors(options)
+        for processor in reversed(self._processors):
+            install_first(self._provider, processor)
         capture = options.get("capture_content")
         wrappers = CrewWrappers(
             tracer=trace.get_tracer("otel_crew", __version__, tracer_provider=provider),
@@ -129,3 +190,7 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for patch in reversed(self._patches):
             setattr(patch.owner, patch.name, patch.original)
         self._patches = []
+        for processor in self._processors:
+            uninstall(self._provider, processor)
+            processor.shutdown()
+        self._processors = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Generic, TypeVar
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext
 
 ROOT_ATTRIBUTE = "otel_crew.root"
 """Set to true on the outermost ``workflow()`` span."""
@@ -64,6 +65,10 @@ class RootIndex(Generic[RecordT]):
         if record is not None:
             self._record_of[span_key(span)] = record
         return record
+
+    def get(self, context: SpanContext) -> RecordT | None:
+        """The record of the open span with this context (the current span, say)."""
+        return self._record_of.get((context.trace_id, context.span_id))
 
     def remove(self, span: ReadableSpan) -> RecordT | None:
         return self._record_of.pop(span_key(span), None)

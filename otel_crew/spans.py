@@ -76,9 +76,7 @@ def span_scope(
     for key, value in (extra_context or {}).items():
         base = otel_context.set_value(key, value, base)
     span = tracer.start_span(name, context=base, kind=SpanKind.INTERNAL, attributes=attributes)
-    token = otel_context.attach(
-        trace.set_span_in_context(span, otel_context.set_value(_OWN_SPAN, span, base))
-    )
+    token = otel_context.attach(trace.set_span_in_context(span, otel_context.set_value(_OWN_SPAN, span, base)))
     try:
         yield span
     except BaseException as error:

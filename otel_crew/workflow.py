@@ -51,8 +51,7 @@ def _validated_attributes(attributes: object) -> dict[str, AttributeValue]:
         return {}
     if not isinstance(attributes, Mapping):
         raise TypeError(
-            f"workflow(attributes=...): expected a mapping of str to attribute values, "
-            f"got {type(attributes).__name__}"
+            f"workflow(attributes=...): expected a mapping of str to attribute values, got {type(attributes).__name__}"
         )
     for key in attributes:
         if not isinstance(key, str) or not key:
@@ -89,9 +88,7 @@ class workflow:  # noqa: N801 - a function-like name, as users write it
         if outermost:
             attributes[ROOT_ATTRIBUTE] = True
         stack = ExitStack()
-        span = stack.enter_context(
-            span_scope(tracer, self.name, attributes, extra_context={_INSIDE_WORKFLOW: True})
-        )
+        span = stack.enter_context(span_scope(tracer, self.name, attributes, extra_context={_INSIDE_WORKFLOW: True}))
         self._scopes.append(stack)
         return span
 

@@ -29,9 +29,7 @@ Wrapped = Callable[..., Any]
 
 # The public method the user called, so that the spans of kickoff_for_each and
 # friends say how they were started.
-_kickoff_method: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "otel_crew_kickoff_method", default=None
-)
+_kickoff_method: contextvars.ContextVar[str | None] = contextvars.ContextVar("otel_crew_kickoff_method", default=None)
 # Identity of the innermost tool or agent step, so that CrewAI's own layering
 # (invoke -> run, retries that recurse) makes one span, not two.
 _active_step: contextvars.ContextVar[tuple[int, ...] | None] = contextvars.ContextVar(
@@ -135,9 +133,7 @@ class CrewWrappers:
         return entry
 
     @staticmethod
-    async def _named_async(
-        method: str, wrapped: Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    async def _named_async(method: str, wrapped: Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token = _kickoff_method.set(method)
         try:
             return await wrapped(*args, **kwargs)
@@ -162,9 +158,7 @@ class CrewWrappers:
         # inside itself: one span covers all attempts.
         return is_instrumentation_enabled() and _active_step.get() != (id(agent), id(task))
 
-    def execute_task(
-        self, wrapped: Wrapped, agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def execute_task(self, wrapped: Wrapped, agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         task = _call_arg(args, kwargs, 0, "task")
         if not self._observes_agent(agent, task):
             return wrapped(*args, **kwargs)
@@ -173,9 +167,7 @@ class CrewWrappers:
             self._after_agent(span, result)
             return result
 
-    def aexecute_task(
-        self, wrapped: Wrapped, agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def aexecute_task(self, wrapped: Wrapped, agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         task = _call_arg(args, kwargs, 0, "task")
         if not self._observes_agent(agent, task):
             return wrapped(*args, **kwargs)

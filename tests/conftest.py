@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -52,10 +52,12 @@ def sdk_enabled() -> Iterator[None]:
 class Spans:
     """A tracer provider with an in-memory exporter, and ways to read the tree."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_processor: SpanProcessor | None = None) -> None:
         self.exporter = InMemorySpanExporter()
         with sdk_enabled():
             self.provider = TracerProvider()
+        if first_processor is not None:  # before the exporter, so that it sees roots it ends
+            self.provider.add_span_processor(first_processor)
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
 
     def finished(self) -> list[ReadableSpan]:
@@ -75,11 +77,7 @@ class Spans:
     def children(self, parent: ReadableSpan) -> list[ReadableSpan]:
         assert parent.context is not None
         return sorted(
-            (
-                s
-                for s in self.finished()
-                if s.parent is not None and s.parent.span_id == parent.context.span_id
-            ),
+            (s for s in self.finished() if s.parent is not None and s.parent.span_id == parent.context.span_id),
             key=lambda s: s.start_time or 0,
         )
 

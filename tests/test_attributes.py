@@ -100,9 +100,7 @@ def test_no_content_without_the_variable(instrumented: Spans) -> None:
     research_crew().kickoff(inputs={"topic": "private"})
     for span in instrumented.finished():
         assert span.attributes is not None
-        assert not {"crewai.kickoff.inputs", "crewai.kickoff.output", "crewai.task.output"} & set(
-            span.attributes
-        )
+        assert not {"crewai.kickoff.inputs", "crewai.kickoff.output", "crewai.task.output"} & set(span.attributes)
         assert "gen_ai.tool.call.arguments" not in span.attributes
 
 

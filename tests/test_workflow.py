@@ -116,9 +116,7 @@ def test_async_with_keeps_concurrent_tasks_apart(spans: Spans) -> None:
         ("p", {1: "x"}, TypeError, "keys must be non-empty str"),
     ],
 )
-def test_bad_input_is_refused_at_the_call(
-    name: object, attributes: object, error: type, message: str
-) -> None:
+def test_bad_input_is_refused_at_the_call(name: object, attributes: object, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         workflow(name, attributes)  # type: ignore[arg-type]
 
