@@ -181,7 +181,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
         end_reason: Callable[[ReadableSpan], str] = end_reason,
         session_tags: Callable[[ReadableSpan], list[str]] = _default_tags,
         meter_provider: MeterProvider | None = None,
-        flush_timeout: float = 30.0,
+        flush_timeout: float = 10.0,
     ) -> None:
         if not isinstance(auto_end_session, bool):
             raise TypeError(f"AgentOpsSessionProcessor(auto_end_session=...): expected bool, got {auto_end_session!r}")

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 import pytest
+from agentops_server import AgentOpsStandIn
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -30,6 +31,14 @@ def crewai_version() -> tuple[int, ...] | None:
 
 
 CREWAI = crewai_version()
+
+# AgentOps (installed in every test environment) talks only to a loopback
+# stand-in, whoever initialises it: the tests, or CrewAI 0.105+ at each kickoff.
+AGENTOPS = AgentOpsStandIn().start()
+os.environ["AGENTOPS_API_ENDPOINT"] = AGENTOPS.url
+os.environ["AGENTOPS_EXPORTER_ENDPOINT"] = f"{AGENTOPS.url}/v1/traces"
+os.environ["AGENTOPS_API_KEY"] = "loopback-api-key"
+os.environ["AGENTOPS_LOG_SESSION_REPLAY_URL"] = "false"
 
 # CrewAI before 0.105 honours only OTEL_SDK_DISABLED for its phone-home
 # telemetry. That variable also silences every SDK provider built while it is
