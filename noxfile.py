@@ -11,9 +11,11 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 
 CREWAI_LINES = {
-    "latest": "crewai>=1.15,<2",
-    "0.130": "crewai==0.130.0",
-    "0.102": "crewai==0.102.0",
+    "latest": ["crewai>=1.15,<2"],
+    "0.130": ["crewai==0.130.0"],
+    # An older OpenTelemetry, as such projects have: AgentOps' own exporter
+    # works there, and the tests show otel-crew's export repair stays out.
+    "0.102": ["crewai==0.102.0", "opentelemetry-sdk<1.45", "opentelemetry-exporter-otlp<1.45"],
 }
 
 
@@ -30,7 +32,7 @@ def lint(session: nox.Session) -> None:
 @nox.parametrize("crewai", list(CREWAI_LINES))
 def tests(session: nox.Session, crewai: str) -> None:
     """The whole suite against one CrewAI line (real CrewAI, real AgentOps, offline)."""
-    session.install("-e", ".[agentops,test]", CREWAI_LINES[crewai])
+    session.install("-e", ".[agentops,test]", *CREWAI_LINES[crewai])
     # CrewAI's task-output store differs between 0.x and 1.x: one per environment.
     session.env["CREWAI_STORAGE_DIR"] = f"{session.virtualenv.location}/crewai-storage"
     session.run("pytest", *session.posargs)

@@ -57,10 +57,13 @@ _MAX_TAGS = 16
 
 @dataclass(eq=False)
 class _Session:
-    """The session of one root: opened at its first kickoff, ended with it."""
+    """The session of one root: opened at its first kickoff, ended with it.
+    A bare kickoff's root with ``auto_end_session=False`` opens none (the
+    user's session is theirs) but still counts as a root, so CrewAI's
+    automatic end stays suppressed inside it."""
 
     root: Span
-    is_bare_kickoff: bool
+    opens_session: bool
     trace_context: Any = None  # AgentOps' TraceContext, once opened
     opening: threading.Lock = field(default_factory=threading.Lock)
 
@@ -228,13 +231,11 @@ class AgentOpsSessionProcessor(SpanProcessor):
         if self._agentops is None:
             return
         if is_root(span):
-            kickoff = _is_kickoff(span)
-            if kickoff and not self._auto_end:
-                return  # a bare kickoff's session is the user's
-            root_session = _Session(root=span, is_bare_kickoff=kickoff)
+            bare_kickoff = _is_kickoff(span)
+            root_session = _Session(root=span, opens_session=self._auto_end or not bare_kickoff)
             self._index.add_root(span, root_session)
             self._open[span_key(span)] = root_session
-            if kickoff:
+            if bare_kickoff:
                 self._open_session(root_session)
             return
         session = self._index.add_child(span)
@@ -252,6 +253,8 @@ class AgentOpsSessionProcessor(SpanProcessor):
     # -- opening and ending -------------------------------------------------------
 
     def _open_session(self, session: _Session) -> None:
+        if not session.opens_session:
+            return
         with session.opening:
             if session.trace_context is not None:
                 return
@@ -357,7 +360,11 @@ class AgentOpsSessionProcessor(SpanProcessor):
         self._open.clear()
         self._index.clear()
         if not self._ender.stop(self._flush_timeout):
-            self._warn("flush", "AgentOps sessions were still being sent after %.0fs", self._flush_timeout)
+            self._warn(
+                "flush",
+                "AgentOps did not take the ended sessions within %.0fs (unreachable?); stopped waiting",
+                self._flush_timeout,
+            )
         self._remove_guards()
 
     # -- introspection (tests, doctor) ----------------------------------------------------

@@ -97,7 +97,7 @@ def _export(wrapped: Callable[..., SpanExportResult], exporter: Any, args: Any, 
         return wrapped(*args, **kwargs)
     if not _announced.is_set():
         _announced.set()
-        _LOG.warning(
+        _LOG.info(
             "otel-crew: AgentOps' exporter cannot send with this OpenTelemetry version (its private "
             "OTLP exporter fields are gone); otel-crew sends AgentOps' spans with OpenTelemetry's public "
             "OTLP/HTTP exporter instead"

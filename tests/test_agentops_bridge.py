@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 from agentops_server import TOKEN
-from conftest import AGENTOPS, CREWAI, Spans
+from conftest import AGENTOPS, CREWAI, Spans, sdk_enabled
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
@@ -262,5 +264,103 @@ def test_bad_configuration_is_refused_naming_the_option(options: dict[str, Any],
 
 
 def test_instrument_refuses_an_unknown_agentops_mode() -> None:
-    with pytest.raises(ValueError, match="instrument\\(agentops=...\\)"):
+    with pytest.raises(ValueError, match=r"instrument\(agentops=\.\.\.\)"):
         OtelCrewInstrumentor().instrument(agentops="sometimes")
+
+
+def suppressed_calls(reader: InMemoryMetricReader) -> int:
+    data = reader.get_metrics_data()
+    return sum(
+        int(point.value)
+        for resource in (data.resource_metrics if data else [])
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "otel_crew.agentops.auto_end_suppressed"
+        for point in metric.data.data_points
+    )
+
+
+@pytest.mark.skipif(not CREWAI_ENDS_SESSIONS, reason="CrewAI 0.95 to 0.164 end AgentOps sessions themselves")
+@pytest.mark.parametrize("shape", ["workflow", "bare kickoffs, auto_end_session=False"])
+def test_crewais_automatic_end_is_suppressed_and_counted_but_the_users_own_end_works(
+    shape: str, spans: Spans, agentops_sdk: Any
+) -> None:
+    reader = InMemoryMetricReader()
+    with sdk_enabled():
+        meters = MeterProvider(metric_readers=[reader])
+    instrumentor = OtelCrewInstrumentor()
+    instrumentor.instrument(tracer_provider=spans.provider, meter_provider=meters, auto_end_session=False)
+    tag = f"mine-{shape.split()[0]}"
+    try:
+        users_session = agentops_sdk.start_session(tags=[tag])  # the legacy "current" session CrewAI 0.102 ends
+        with workflow("guarded", tracer_provider=spans.provider) if shape == "workflow" else nullcontext():
+            research_crew().kickoff(inputs={"topic": "a"})
+            research_crew(name="writing").kickoff(inputs={"topic": "b"})
+            spans.provider.force_flush()
+            assert [s for s in AGENTOPS.sessions() if tag in s.attributes.get("agentops.tags", [])] == []
+            agentops_sdk.end_session("Success")  # the user's own call goes through, root or not
+        assert users_session is not None
+    finally:
+        instrumentor.uninstrument()
+    mine = [s for s in ended_by_tag(tag)]
+    assert [s.attributes["agentops.session.end_state"] for s in mine] == ["Success"]
+    assert suppressed_calls(reader) >= 2  # one per crew: init (0.105+) or end_session (0.102)
+
+
+def ended_by_tag(tag: str) -> list[Any]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = [s for s in AGENTOPS.sessions() if tag in s.attributes.get("agentops.tags", [])]
+        if found:
+            time.sleep(0.3)
+            return [s for s in AGENTOPS.sessions() if tag in s.attributes.get("agentops.tags", [])]
+        time.sleep(0.05)
+    return []
+
+
+def test_auto_end_session_false_opens_no_session_for_a_bare_kickoff(spans: Spans, agentops_sdk: Any) -> None:
+    instrumentor = OtelCrewInstrumentor()
+    instrumentor.instrument(tracer_provider=spans.provider, agentops="on", auto_end_session=False)
+    try:
+        research_crew(name="left-to-the-user").kickoff(inputs={"topic": "a"})
+        spans.provider.force_flush()
+    finally:
+        instrumentor.uninstrument()
+    time.sleep(0.5)
+    assert [s for s in AGENTOPS.sessions() if "left-to-the-user" in s.name] == []
+
+
+def test_export_repair_steps_in_only_where_agentops_export_is_broken(bridged: Spans) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from otel_crew import agentops_export
+
+    with workflow("delivered", tracer_provider=bridged.provider), kickoff_span(bridged):
+        pass
+    bridged.provider.force_flush()
+    assert ended_sessions("delivered", 1) == {"delivered.session": ["Success"]}
+    probe = OTLPSpanExporter(endpoint=f"{AGENTOPS.url}/v1/traces")
+    broken = not (hasattr(probe, "_headers") and hasattr(probe, "_session"))
+    assert agentops_export._announced.is_set() == broken
+
+
+@pytest.mark.parametrize("case", ["missing", "uninitialised", "unreachable"])
+def test_agentops_faults_never_reach_the_pipeline(case: str) -> None:
+    tests_dir = os.path.dirname(__file__)
+    env = {**os.environ, "PYTHONPATH": tests_dir}
+    result = subprocess.run(
+        [sys.executable, os.path.join(tests_dir, "fault_scenario.py"), case],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["results"] == ["report", "report"]
+    assert report["pipeline_seconds"] < 5  # an unreachable AgentOps does not hold the pipeline up
+    assert report["shutdown_seconds"] < 15  # shutdown waits at most flush_timeout
+    assert len(report["our_warnings"]) <= 1, report["our_warnings"]
+    if case == "missing":
+        assert report["our_warnings"] == ["AgentOps is not installed; AgentOpsSessionProcessor records no sessions"]
