@@ -4,11 +4,22 @@ Public names (stable):
 
 - ``OtelCrewInstrumentor``: ``instrument()`` turns kickoffs, agent steps and
   tool calls into spans;
-- ``workflow``: the root span of a pipeline of crews.
+- ``workflow``: the root span of a pipeline of crews;
+- ``AgentOpsSessionProcessor``: one AgentOps session per root, ended with it;
+- ``UnclosedRootProcessor``: flags roots left open, ends them at shutdown.
 """
 
+from otel_crew.agentops_bridge import AgentOpsSessionProcessor
 from otel_crew.instrumentor import OtelCrewInstrumentor
+from otel_crew.unclosed_roots import UnclosedRoot, UnclosedRootProcessor
 from otel_crew.version import __version__
 from otel_crew.workflow import workflow
 
-__all__ = ["OtelCrewInstrumentor", "__version__", "workflow"]
+__all__ = [
+    "AgentOpsSessionProcessor",
+    "OtelCrewInstrumentor",
+    "UnclosedRoot",
+    "UnclosedRootProcessor",
+    "__version__",
+    "workflow",
+]

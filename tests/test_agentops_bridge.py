@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from agentops_server import TOKEN
 from conftest import AGENTOPS, CREWAI, Spans, sdk_enabled
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from otel_crew import OtelCrewInstrumentor, workflow
