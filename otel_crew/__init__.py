@@ -6,10 +6,12 @@ Public names (stable):
   tool calls into spans;
 - ``workflow``: the root span of a pipeline of crews;
 - ``AgentOpsSessionProcessor``: one AgentOps session per root, ended with it;
-- ``UnclosedRootProcessor``: flags roots left open, ends them at shutdown.
+- ``UnclosedRootProcessor``: flags roots left open, ends them at shutdown;
+- ``configure``: a provider from the standard OTEL_* variables, instrumented.
 """
 
 from otel_crew.agentops_bridge import AgentOpsSessionProcessor
+from otel_crew.bootstrap import configure
 from otel_crew.instrumentor import OtelCrewInstrumentor
 from otel_crew.unclosed_roots import UnclosedRoot, UnclosedRootProcessor
 from otel_crew.version import __version__
@@ -21,5 +23,6 @@ __all__ = [
     "UnclosedRoot",
     "UnclosedRootProcessor",
     "__version__",
+    "configure",
     "workflow",
 ]
