@@ -9,6 +9,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "tests", "bench_smoke"]  # `nox -s bench` writes BENCHMARKS.md
 
 CREWAI_LINES = {
     "latest": ["crewai>=1.15,<2"],
@@ -36,3 +37,26 @@ def tests(session: nox.Session, crewai: str) -> None:
     # CrewAI's task-output store differs between 0.x and 1.x: one per environment.
     session.env["CREWAI_STORAGE_DIR"] = f"{session.virtualenv.location}/crewai-storage"
     session.run("pytest", *session.posargs)
+
+
+def _bench_environment(session: nox.Session) -> None:
+    session.install("-e", ".[crewai,agentops,bench]")
+    session.env["CREWAI_STORAGE_DIR"] = f"{session.virtualenv.location}/crewai-storage"
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The full benchmarks, against OpenLLMetry's and Arize's CrewAI instrumentors: writes BENCHMARKS.md."""
+    _bench_environment(session)
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def bench_smoke(session: nox.Session) -> None:
+    """The benchmarks in short mode: proves they run; asserts no timing."""
+    _bench_environment(session)
+    report = f"{session.create_tmp()}/BENCHMARKS.md"
+    session.run("python", "-m", "benchmarks", "--short", "--output", report)
+    sections = ["## Kickoff overhead", "## Processor hot path", "## Unclosed roots at scale", "## Threads"]
+    check = f"text = open({report!r}).read(); missing = [s for s in {sections!r} if s not in text]; assert not missing"
+    session.run("python", "-c", check)

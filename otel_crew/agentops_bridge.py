@@ -222,7 +222,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
     def _reset_state(self) -> None:
         """Fresh state: at construction, and in a forked child."""
         self._index: RootIndex[_Session] = RootIndex()
-        self._open: dict[tuple[int, int], _Session] = {}
+        self._open: dict[int, _Session] = {}
         self._ender = _SessionEnder(self._end_session)
 
     # -- the hot path -----------------------------------------------------------

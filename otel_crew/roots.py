@@ -24,19 +24,22 @@ UNCLOSED_ATTRIBUTE = "otel_crew.root.unclosed"
 
 
 def is_root(span: ReadableSpan) -> bool:
-    """Whether ``span`` (at its start) is a root."""
-    attributes = span.attributes
-    if attributes is not None and attributes.get(ROOT_ATTRIBUTE) is True:
-        return True
+    """Whether ``span`` (at its start) is a root. On the hot path: the parent
+    is read first, the attributes only for spans with a local parent."""
     parent = span.parent
-    return parent is None or not parent.is_valid or parent.is_remote
+    if parent is None or parent.is_remote or not parent.is_valid:
+        return True
+    attributes = span.attributes
+    return attributes is not None and attributes.get(ROOT_ATTRIBUTE) is True
 
 
-def span_key(span: ReadableSpan) -> tuple[int, int]:
-    """A key that names one span: its trace and span ids."""
+def span_key(span: ReadableSpan) -> int:
+    """A key that names one open span: its span id (64 random bits; two open
+    spans sharing one is as likely as guessing a 64-bit key)."""
     context = span.context
     assert context is not None  # SDK spans always have one
-    return context.trace_id, context.span_id
+    span_id: int = context.span_id
+    return span_id
 
 
 RecordT = TypeVar("RecordT")
@@ -51,7 +54,7 @@ class RootIndex(Generic[RecordT]):
     """
 
     def __init__(self) -> None:
-        self._record_of: dict[tuple[int, int], RecordT] = {}
+        self._record_of: dict[int, RecordT] = {}
 
     def add_root(self, span: ReadableSpan, record: RecordT) -> None:
         self._record_of[span_key(span)] = record
@@ -61,14 +64,14 @@ class RootIndex(Generic[RecordT]):
         parent = span.parent
         if parent is None:
             return None
-        record = self._record_of.get((parent.trace_id, parent.span_id))
+        record = self._record_of.get(parent.span_id)
         if record is not None:
             self._record_of[span_key(span)] = record
         return record
 
     def get(self, context: SpanContext) -> RecordT | None:
         """The record of the open span with this context (the current span, say)."""
-        return self._record_of.get((context.trace_id, context.span_id))
+        return self._record_of.get(context.span_id)
 
     def remove(self, span: ReadableSpan) -> RecordT | None:
         return self._record_of.pop(span_key(span), None)

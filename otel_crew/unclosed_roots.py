@@ -177,7 +177,7 @@ class UnclosedRootProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._polling = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
-        self._roots: dict[tuple[int, int], _Root] = {}
+        self._roots: dict[int, _Root] = {}
         self._index: RootIndex[_Root] = RootIndex()
         self._deadlines: list[tuple[float, int, _Root]] = []
         self._stale_deadlines = 0
@@ -188,12 +188,12 @@ class UnclosedRootProcessor(SpanProcessor):
     # -- the hot path ---------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        now = self._clock()
         if is_root(span):
-            self._start_root(span, now)
+            self._start_root(span, self._clock())
             return
         record = self._index.add_child(span)
         if record is not None:
+            now = self._clock()
             with self._lock:
                 record.open_children += 1
                 self._touch(record, now)
@@ -211,10 +211,12 @@ class UnclosedRootProcessor(SpanProcessor):
             self._touch(record, now)
 
     @staticmethod
-    def _touch(record: _Root | None, now: float) -> None:
-        while record is not None:
-            record.last_activity = now
-            record = record.outer
+    def _touch(record: _Root, now: float) -> None:
+        record.last_activity = now
+        outer = record.outer
+        while outer is not None:  # a workflow nested under a request span keeps it alive too
+            outer.last_activity = now
+            outer = outer.outer
 
     def _start_root(self, span: Span, now: float) -> None:
         outer = self._index.add_child(span) if span.parent is not None and not span.parent.is_remote else None

@@ -1,0 +1,108 @@
+"""The unclosed-root processor with many roots open: memory per root, time from
+a deadline until every root is flagged, and the watcher's CPU while it waits."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import threading
+import time
+import tracemalloc
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.harness import table, verdict
+from benchmarks.spans import provider_with_noop_export
+
+
+@dataclass
+class ScaleResult:
+    roots: int
+    bytes_per_root: float
+    flag_latency: float
+    idle_cpu_seconds: float
+    idle_seconds: float
+
+
+def _bytes_per_root(roots: int) -> float:
+    from otel_crew import UnclosedRootProcessor
+
+    provider, _ = provider_with_noop_export()
+    tracer = provider.get_tracer("scale")
+    spans: list[Any] = [tracer.start_span(f"root-{number}") for number in range(roots)]  # made before measuring
+    processor = UnclosedRootProcessor(idle_timeout=3600)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for span in spans:
+        processor.on_start(span)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    processor.shutdown()
+    return grown / roots
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(roots: int, idle_seconds: float) -> ScaleResult:
+    from otel_crew import UnclosedRoot, UnclosedRootProcessor
+
+    logging.getLogger("otel_crew").setLevel(logging.ERROR)  # flagging's log line is I/O, not the processor
+    per_root = _bytes_per_root(roots)
+    provider, _ = provider_with_noop_export()
+    flagged = 0
+    all_flagged = threading.Event()
+
+    def count(info: UnclosedRoot) -> None:
+        nonlocal flagged
+        flagged += 1
+        if flagged == roots:
+            all_flagged.set()
+
+    deadline_after = 2.0 + roots / 100_000  # long enough to open every root before the first deadline
+    processor = UnclosedRootProcessor(
+        idle_timeout=deadline_after, max_age=None, on_unclosed=count, max_tracked_roots=roots
+    )
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("scale")
+    opened = [tracer.start_span(f"root-{number}") for number in range(roots)]
+    last_deadline = time.monotonic() + deadline_after
+    cpu_before, waited_from = _cpu_seconds(), time.monotonic()
+    time.sleep(max(0.0, min(idle_seconds, last_deadline - time.monotonic() - 0.3)))  # the watcher should sleep
+    idle_cpu, idle = _cpu_seconds() - cpu_before, time.monotonic() - waited_from
+    all_flagged.wait(timeout=60 + roots / 1000)
+    latency = time.monotonic() - last_deadline
+    for span in opened:
+        span.end()
+    processor.shutdown()
+    return ScaleResult(roots, per_root, latency, idle_cpu, idle)
+
+
+def report(result: ScaleResult) -> str:
+    rows = [
+        ["memory per tracked root", f"{result.bytes_per_root:.0f} bytes", "small, fixed", "-"],
+        [
+            f"from the last deadline until all {result.roots:,} roots are flagged",
+            f"{result.flag_latency:.2f} s",
+            "within 1 s",
+            verdict(result.flag_latency <= 1.0),
+        ],
+        [
+            f"process CPU while {result.roots:,} roots wait, no deadline due",
+            f"{result.idle_cpu_seconds * 1000:.1f} ms in {result.idle_seconds:.1f} s",
+            "it sleeps",
+            verdict(result.idle_cpu_seconds <= 0.02 * max(result.idle_seconds, 0.1)),
+        ],
+    ]
+    return (
+        "## Unclosed roots at scale\n\n"
+        f"{result.roots:,} open roots on one UnclosedRootProcessor. Memory is what tracemalloc sees the processor\n"
+        "allocate per root (the spans themselves excluded). The deadline test opens every root, then waits for the\n"
+        "single watcher thread to flag them all (event, counter, callback; the warning log line is switched off,\n"
+        "its I/O is the handler's). While no deadline is due the whole process should use next to no CPU.\n\n"
+        + table(["measure", "result", "target", ""], rows)
+        + "\n"
+    )
