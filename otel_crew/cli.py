@@ -11,7 +11,9 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 
+from packaging.version import Version
 from rich.console import Console
 
 from otel_crew.version import __version__
@@ -20,9 +22,16 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 3
 
 
 def _quiet_crewai() -> None:
-    """The demo runs offline: CrewAI's phone-home and its tracing prompt are off."""
+    """The demo runs offline: CrewAI's phone-home and its tracing prompt are off.
+
+    CrewAI before 0.105 honours only OTEL_SDK_DISABLED, which also silences
+    every SDK provider built after it is set: call this once the demo's own
+    provider exists (CrewAI builds its telemetry with each crew, later).
+    """
     os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+    if Version(version("crewai")) < Version("0.105"):
+        os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
 
 def _wants_export() -> bool:
@@ -47,7 +56,6 @@ def _doctor(console: Console) -> int:
 
 
 def _demo(console: Console) -> int:
-    _quiet_crewai()
     try:
         import crewai  # noqa: F401
     except ImportError:
@@ -71,6 +79,7 @@ def _demo(console: Console) -> int:
         exporter = otlp_exporter()
         provider.add_span_processor(BatchSpanProcessor(exporter))
         console.print(f"exporting to {otlp_endpoint()} ({otlp_protocol()})")
+    _quiet_crewai()
     instrumentor = OtelCrewInstrumentor()
     # Offline: the tree shows the AgentOps end state each root would get.
     instrumentor.instrument(tracer_provider=provider, agentops="off")

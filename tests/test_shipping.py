@@ -211,7 +211,10 @@ def otel_crew(
 
 
 def export_env(protocol: str, endpoint: str) -> dict[str, str]:
+    # OTEL_SDK_DISABLED (set by conftest for CrewAI 0.102) would silence the demo's own provider;
+    # the demo quiets CrewAI's telemetry itself.
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_EXPORTER_OTLP")}
+    env.pop("OTEL_SDK_DISABLED", None)
     env.update(
         OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
         OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
@@ -268,7 +271,6 @@ def test_configure_builds_a_provider_from_the_variables(monkeypatch: pytest.Monk
     for key, value in export_env("http/protobuf", server.url).items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
-    before = trace.get_tracer_provider()
     provider = configure(agentops="off")
     try:
         from otel_crew.demo_crews import research_crew
@@ -279,7 +281,7 @@ def test_configure_builds_a_provider_from_the_variables(monkeypatch: pytest.Monk
         names = {span.name for span in server.wait_for(5)}
         assert {"configured", "invoke_workflow research"} <= names
         assert server.snapshot()[0].resource["service.name"] == "nightly-crews"
-        assert trace.get_tracer_provider() is before  # not made global
+        assert trace.get_tracer_provider() is not provider  # not made global
     finally:
         OtelCrewInstrumentor().uninstrument()
         provider.shutdown()
