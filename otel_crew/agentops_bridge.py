@@ -30,7 +30,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -55,7 +55,7 @@ END_STATE_REASON_ATTRIBUTE = "agentops.session.end_state_reason"
 _MAX_TAGS = 16
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Session:
     """The session of one root: opened at its first kickoff, ended with it.
     A bare kickoff's root with ``auto_end_session=False`` opens none (the
@@ -65,7 +65,6 @@ class _Session:
     root: Span
     opens_session: bool
     trace_context: Any = None  # AgentOps' TraceContext, once opened
-    opening: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _is_kickoff(span: ReadableSpan) -> bool:
@@ -223,6 +222,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
         """Fresh state: at construction, and in a forked child."""
         self._index: RootIndex[_Session] = RootIndex()
         self._open: dict[int, _Session] = {}
+        self._opening = threading.Lock()  # sessions open once per root; rare, so one lock
         self._ender = _SessionEnder(self._end_session)
 
     # -- the hot path -----------------------------------------------------------
@@ -255,7 +255,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
     def _open_session(self, session: _Session) -> None:
         if not session.opens_session:
             return
-        with session.opening:
+        with self._opening:
             if session.trace_context is not None:
                 return
             try:

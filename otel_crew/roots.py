@@ -11,6 +11,7 @@ kickoff or any other span finds its root in constant time.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -72,6 +73,16 @@ class RootIndex(Generic[RecordT]):
     def get(self, context: SpanContext) -> RecordT | None:
         """The record of the open span with this context (the current span, say)."""
         return self._record_of.get(context.span_id)
+
+    def count_children(self, records: Iterable[RecordT]) -> dict[int, int]:
+        """id(record) -> how many open spans other than the root itself map to it,
+        for ``records``: one pass over the index, for the rare moments that need it."""
+        wanted = {id(record) for record in records}
+        counts = dict.fromkeys(wanted, -1)  # the root maps to its own record
+        for record in list(self._record_of.values()):
+            if id(record) in wanted:
+                counts[id(record)] += 1
+        return counts
 
     def remove(self, span: ReadableSpan) -> RecordT | None:
         return self._record_of.pop(span_key(span), None)

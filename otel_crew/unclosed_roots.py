@@ -65,7 +65,7 @@ class UnclosedRoot:
     span_id: str
     age_seconds: float
     idle_seconds: float
-    open_children: int
+    open_children: int | None  # None where counting would cost a scan per root (the cap's drops)
     reason: str
     span: Span
 
@@ -79,7 +79,6 @@ class _Root:
         "heap_entry",
         "key",
         "last_activity",
-        "open_children",
         "outer",
         "span",
         "started",
@@ -90,7 +89,6 @@ class _Root:
         self.key = span_key(span)
         self.started = now
         self.last_activity = now
-        self.open_children = 0
         self.flagged_at: float | None = None
         self.ended = False
         self.heap_entry: int | None = None  # sequence number of its live heap entry
@@ -193,10 +191,7 @@ class UnclosedRootProcessor(SpanProcessor):
             return
         record = self._index.add_child(span)
         if record is not None:
-            now = self._clock()
-            with self._lock:
-                record.open_children += 1
-                self._touch(record, now)
+            self._touch(record, self._clock())
 
     def on_end(self, span: ReadableSpan) -> None:
         record = self._index.remove(span)
@@ -205,13 +200,12 @@ class UnclosedRootProcessor(SpanProcessor):
         if record.key == span_key(span):  # on_end gets a snapshot, not the span itself
             self._end_root(record)
             return
-        now = self._clock()
-        with self._lock:
-            record.open_children -= 1
-            self._touch(record, now)
+        self._touch(record, self._clock())
 
     @staticmethod
     def _touch(record: _Root, now: float) -> None:
+        """No lock: a float store is atomic, and the latest writer is as good
+        as any (the deadline is only recomputed when it comes due)."""
         record.last_activity = now
         outer = record.outer
         while outer is not None:  # a workflow nested under a request span keeps it alive too
@@ -224,8 +218,6 @@ class UnclosedRootProcessor(SpanProcessor):
         self._index.add_root(span, record)
         dropped = None
         with self._lock:
-            if outer is not None:
-                outer.open_children += 1
             self._roots[record.key] = record
             if len(self._roots) > self._max_tracked:
                 dropped = self._roots.pop(next(iter(self._roots)))
@@ -237,15 +229,13 @@ class UnclosedRootProcessor(SpanProcessor):
         if dropped is not None:
             self._dropped_counter.add(1)
             self._open_counter.add(-1)
-            self._flag(dropped, self._clock(), "too many open roots; no longer watched")
+            self._flag(dropped, self._clock(), "too many open roots; no longer watched", None)
 
     def _end_root(self, record: _Root) -> None:
         with self._lock:
             if self._roots.pop(record.key, None) is None:
                 return  # dropped already, or ended by us before
             self._forget(record)
-            if record.outer is not None:
-                record.outer.open_children -= 1
         self._open_counter.add(-1)
 
     def _forget(self, record: _Root) -> None:
@@ -310,9 +300,10 @@ class UnclosedRootProcessor(SpanProcessor):
         now = self._clock()
         with self._lock:
             due = self._take_due(now)
+        children = self._index.count_children(due) if due else {}
         for record in due:
             if record.flagged_at is None:
-                self._flag(record, now, self._why(record, now))
+                self._flag(record, now, self._why(record, now), children.get(id(record), 0))
                 with self._lock:
                     if not record.ended:
                         self._schedule(record)
@@ -347,7 +338,7 @@ class UnclosedRootProcessor(SpanProcessor):
 
     # -- flag and end -------------------------------------------------------------
 
-    def _flag(self, record: _Root, now: float, reason: str) -> None:
+    def _flag(self, record: _Root, now: float, reason: str, open_children: int | None) -> None:
         record.flagged_at = now
         span = record.span
         context = span.get_span_context()
@@ -357,28 +348,27 @@ class UnclosedRootProcessor(SpanProcessor):
             span_id=f"{context.span_id:016x}",
             age_seconds=now - record.started,
             idle_seconds=now - record.last_activity,
-            open_children=record.open_children,
+            open_children=open_children,
             reason=reason,
             span=span,
         )
         _LOG.warning(
-            "otel-crew: root span %r (trace %s) is still open: %s (age %.1fs, idle %.1fs, %d open children)",
+            "otel-crew: root span %r (trace %s) is still open: %s (age %.1fs, idle %.1fs, %s open children)",
             info.name,
             info.trace_id,
             reason,
             info.age_seconds,
             info.idle_seconds,
-            info.open_children,
+            "?" if open_children is None else open_children,
         )
-        span.add_event(
-            FLAG_EVENT,
-            {
-                "otel_crew.reason": reason,
-                "otel_crew.age_s": info.age_seconds,
-                "otel_crew.idle_s": info.idle_seconds,
-                "otel_crew.open_children": info.open_children,
-            },
-        )
+        event: dict[str, str | float | int] = {
+            "otel_crew.reason": reason,
+            "otel_crew.age_s": info.age_seconds,
+            "otel_crew.idle_s": info.idle_seconds,
+        }
+        if open_children is not None:
+            event["otel_crew.open_children"] = open_children
+        span.add_event(FLAG_EVENT, event)
         self._flagged_counter.add(1)
         if self._on_unclosed is not None:
             try:
@@ -399,9 +389,10 @@ class UnclosedRootProcessor(SpanProcessor):
         with self._lock:
             open_roots = list(self._roots.values())
         now = self._clock()
+        children = self._index.count_children(open_roots) if open_roots else {}
         for record in open_roots:
             if record.flagged_at is None:
-                self._flag(record, now, why)
+                self._flag(record, now, why, children.get(id(record), 0))
             self._force_end(record, f"root span was never closed; ended by otel-crew at {why}")
         return len(open_roots)
 
