@@ -7,6 +7,7 @@ phases of the machine hit every variant alike.
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import statistics
@@ -44,6 +45,8 @@ class Blocks:
 
 
 def interleave(variants: Sequence[Variant], blocks: int, calls: int, warmup: int = 1) -> Blocks:
+    """The garbage collector runs between timed stretches, not inside them:
+    its pauses are lumpy noise at this scale (documented in the report)."""
     result = Blocks({variant.name: [] for variant in variants})
     for block in range(blocks):
         shift = block % len(variants)
@@ -52,11 +55,14 @@ def interleave(variants: Sequence[Variant], blocks: int, calls: int, warmup: int
             try:
                 for _ in range(warmup):
                     variant.run()
+                gc.collect()
+                gc.disable()
                 started = time.perf_counter()
                 for _ in range(calls):
                     variant.run()
                 result.means[variant.name].append((time.perf_counter() - started) / calls)
             finally:
+                gc.enable()
                 variant.teardown()
     return result
 

@@ -28,13 +28,13 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics
 from opentelemetry.context import Context
-from opentelemetry.metrics import MeterProvider
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
@@ -158,8 +158,12 @@ class UnclosedRootProcessor(SpanProcessor):
         self._flagged_counter = meter.create_counter(
             "otel_crew.roots.unclosed", unit="{root}", description="Roots flagged as left open"
         )
-        self._open_counter = meter.create_up_down_counter(
-            "otel_crew.roots.open", unit="{root}", description="Roots open now"
+        # Observed at collection time: no metric work per root on the hot path.
+        meter.create_observable_up_down_counter(
+            "otel_crew.roots.open",
+            callbacks=[self._observe_open_roots],
+            unit="{root}",
+            description="Roots open now",
         )
         self._dropped_counter = meter.create_counter(
             "otel_crew.roots.dropped", unit="{root}", description="Open roots no longer watched (cap reached)"
@@ -225,10 +229,8 @@ class UnclosedRootProcessor(SpanProcessor):
             self._schedule(record)
             if self._worker is None and not self._shut_down:
                 self._start_worker()
-        self._open_counter.add(1)
         if dropped is not None:
             self._dropped_counter.add(1)
-            self._open_counter.add(-1)
             self._flag(dropped, self._clock(), "too many open roots; no longer watched", None)
 
     def _end_root(self, record: _Root) -> None:
@@ -236,7 +238,6 @@ class UnclosedRootProcessor(SpanProcessor):
             if self._roots.pop(record.key, None) is None:
                 return  # dropped already, or ended by us before
             self._forget(record)
-        self._open_counter.add(-1)
 
     def _forget(self, record: _Root) -> None:
         """Under the lock: the record is done; its heap entry goes stale."""
@@ -419,6 +420,9 @@ class UnclosedRootProcessor(SpanProcessor):
         if self._end_on_flush and not self._shut_down:
             self._end_all_open("force_flush")
         return True
+
+    def _observe_open_roots(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(len(self._roots))
 
     # -- introspection (tests, doctor, benchmarks) ------------------------------
 
