@@ -17,6 +17,9 @@ CREWAI_LINES = {
     # An older OpenTelemetry, as such projects have: AgentOps' own exporter
     # works there, and the tests show otel-crew's export repair stays out.
     "0.102": ["crewai==0.102.0", "opentelemetry-sdk<1.45", "opentelemetry-exporter-otlp<1.45"],
+    # No CrewAI at all: the package, workflow roots and processors still work,
+    # and instrument() says in one line that there is nothing to instrument.
+    "none": [],
 }
 
 

@@ -40,6 +40,14 @@ class Blocks:
         """Median over blocks of (variant - baseline), seconds per call."""
         return statistics.median(a - b for a, b in zip(self.means[name], self.means[baseline], strict=True))
 
+    def paired_spread(self, name: str, baseline: str) -> float:
+        """Interquartile range over blocks of (variant - baseline): the noise a difference is read against."""
+        differences = sorted(a - b for a, b in zip(self.means[name], self.means[baseline], strict=True))
+        if len(differences) < 4:
+            return float("nan")
+        quartiles = statistics.quantiles(differences, n=4)
+        return quartiles[2] - quartiles[0]
+
     def paired_ratio(self, name: str, baseline: str) -> float:
         return statistics.median(a / b for a, b in zip(self.means[name], self.means[baseline], strict=True))
 

@@ -19,6 +19,17 @@ PEERS = {
 }
 
 
+KICKOFF_COLUMNS = [
+    "variant",
+    "median kickoff",
+    "added",
+    "IQR of added",
+    "ratio to bare",
+    "spans / kickoff",
+    "added / (spans x floor)",
+]
+
+
 @dataclass
 class KickoffResult:
     blocks: Blocks
@@ -78,7 +89,7 @@ def measure(blocks: int, calls: int) -> KickoffResult:
 def report(result: KickoffResult) -> str:
     blocks, floor = result.blocks, result.sdk_span
     bare = blocks.median("bare")
-    rows = [["bare", ms(bare), "-", "1.000", f"{result.spans_per_kickoff['bare']:.1f}", "-"]]
+    rows = [["bare", ms(bare), "-", "-", "1.000", f"{result.spans_per_kickoff['bare']:.1f}", "-"]]
     added: dict[str, float] = {}
     for name in blocks.means:
         if name == "bare":
@@ -91,6 +102,7 @@ def report(result: KickoffResult) -> str:
                 name,
                 ms(blocks.median(name)),
                 us(added[name]),
+                us(blocks.paired_spread(name, "bare")),
                 f"{blocks.paired_ratio(name, 'bare'):.3f}",
                 f"{result.spans_per_kickoff[name]:.1f}",
                 f"{per_floor:.2f}",
@@ -121,7 +133,16 @@ def report(result: KickoffResult) -> str:
         "time divided by (extra spans x floor). otel-crew runs with both processors installed (AgentOps not\n"
         "initialised, so no session is sent: AgentOps' own cost is AgentOps').\n\n"
         + table(
-            ["variant", "median kickoff", "added", "ratio to bare", "spans / kickoff", "added / (spans x floor)"], rows
+            [
+                "variant",
+                "median kickoff",
+                "added",
+                "IQR of added",
+                "ratio to bare",
+                "spans / kickoff",
+                "added / (spans x floor)",
+            ],
+            rows,
         )
         + "\n\n"
         + table(["target", "measured", ""], targets)

@@ -55,6 +55,11 @@ DEFAULT_MAX_TRACKED_ROOTS = 10_000
 
 FLAG_EVENT = "otel_crew.root.unclosed"
 
+COALESCE_SECONDS = 0.05
+"""The watcher wakes this long after the earliest deadline, so that deadlines
+close together (100,000 roots opened in one burst) are handled in one pass,
+not one wake-up each."""
+
 
 @dataclass(frozen=True)
 class UnclosedRoot:
@@ -331,7 +336,7 @@ class UnclosedRootProcessor(SpanProcessor):
                 if not self._deadlines:
                     self._wakeup.wait()
                     continue
-                delay = self._deadlines[0][0] - self._clock()
+                delay = self._deadlines[0][0] + COALESCE_SECONDS - self._clock()
                 if delay > 0:
                     self._wakeup.wait(delay)
                     continue
