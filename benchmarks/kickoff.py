@@ -133,15 +133,7 @@ def report(result: KickoffResult) -> str:
         "time divided by (extra spans x floor). otel-crew runs with both processors installed (AgentOps not\n"
         "initialised, so no session is sent: AgentOps' own cost is AgentOps').\n\n"
         + table(
-            [
-                "variant",
-                "median kickoff",
-                "added",
-                "IQR of added",
-                "ratio to bare",
-                "spans / kickoff",
-                "added / (spans x floor)",
-            ],
+            KICKOFF_COLUMNS,
             rows,
         )
         + "\n\n"

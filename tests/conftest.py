@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import pytest
 from agentops_server import AgentOpsStandIn
@@ -128,14 +129,21 @@ def spans() -> Iterator[Spans]:
     recorded.provider.shutdown()
 
 
-@pytest.fixture
-def instrumented(spans: Spans) -> Iterator[Spans]:
-    """CrewAI instrumented into the test's own provider."""
+@contextmanager
+def instrumenting(spans: Spans, **options: Any) -> Iterator[Spans]:
+    """CrewAI instrumented into ``spans``' provider for the block."""
     from otel_crew import OtelCrewInstrumentor
 
     instrumentor = OtelCrewInstrumentor()
-    instrumentor.instrument(tracer_provider=spans.provider)
+    instrumentor.instrument(tracer_provider=spans.provider, **options)
     try:
         yield spans
     finally:
         instrumentor.uninstrument()
+
+
+@pytest.fixture
+def instrumented(spans: Spans) -> Iterator[Spans]:
+    """CrewAI instrumented into the test's own provider."""
+    with instrumenting(spans) as instrumented_spans:
+        yield instrumented_spans

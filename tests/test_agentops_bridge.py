@@ -32,11 +32,12 @@ pytestmark = pytest.mark.crewai
 CREWAI_ENDS_SESSIONS = CREWAI is not None and (0, 95) <= CREWAI < (0, 165)
 
 
-def run_seed(case: str) -> list[dict[str, Any]]:
+def run_scenario(script: str, case: str) -> list[dict[str, Any]]:
+    """Run a scenario script of this folder in a fresh process; its JSON lines."""
     tests_dir = os.path.dirname(__file__)
     env = {**os.environ, "PYTHONPATH": tests_dir}
     result = subprocess.run(
-        [sys.executable, os.path.join(tests_dir, "seed_scenario.py"), case],
+        [sys.executable, os.path.join(tests_dir, script), case],
         capture_output=True,
         text=True,
         env=env,
@@ -45,6 +46,10 @@ def run_seed(case: str) -> list[dict[str, Any]]:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def run_seed(case: str) -> list[dict[str, Any]]:
+    return run_scenario("seed_scenario.py", case)
 
 
 def at(lines: list[dict[str, Any]], label: str) -> list[list[str]]:
@@ -346,18 +351,7 @@ def test_export_repair_steps_in_only_where_agentops_export_is_broken(bridged: Sp
 
 @pytest.mark.parametrize("case", ["missing", "uninitialised", "unreachable"])
 def test_agentops_faults_never_reach_the_pipeline(case: str) -> None:
-    tests_dir = os.path.dirname(__file__)
-    env = {**os.environ, "PYTHONPATH": tests_dir}
-    result = subprocess.run(
-        [sys.executable, os.path.join(tests_dir, "fault_scenario.py"), case],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_scenario("fault_scenario.py", case)[-1]
     assert report["results"] == ["report", "report"]
     assert report["pipeline_seconds"] < 5  # an unreachable AgentOps does not hold the pipeline up
     assert report["shutdown_seconds"] < 15  # shutdown waits at most flush_timeout

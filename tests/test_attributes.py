@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from conftest import Spans
+from conftest import Spans, instrumenting
 from pydantic import BaseModel
 
 from otel_crew import OtelCrewInstrumentor, workflow
@@ -28,12 +28,8 @@ class Payload(BaseModel):
 @pytest.fixture
 def capturing(spans: Spans, monkeypatch: pytest.MonkeyPatch) -> Iterator[Spans]:
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
-    instrumentor = OtelCrewInstrumentor()
-    instrumentor.instrument(tracer_provider=spans.provider)
-    try:
-        yield spans
-    finally:
-        instrumentor.uninstrument()
+    with instrumenting(spans) as instrumented:
+        yield instrumented
 
 
 def cycle() -> list[object]:
