@@ -244,9 +244,12 @@ class AgentOpsSessionProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         session = self._index.remove(span)
-        if session is None or span_key(session.root) != span_key(span):
+        if session is None:
             return
-        self._open.pop(span_key(span), None)
+        key = span_key(span)
+        if span_key(session.root) != key:
+            return
+        self._open.pop(key, None)
         if session.trace_context is not None:
             self._submit_end(session, span)
 

@@ -35,6 +35,3 @@ class ContextHandoff:
     def take(self, key: Hashable) -> Context | None:
         with self._lock:
             return self._waiting.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._waiting)

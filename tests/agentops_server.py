@@ -17,13 +17,8 @@ TOKEN = "loopback-jwt-token"
 class AgentOpsStandIn(HttpReceiver):
     """Start with ``start()``; ``url`` is its base address."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.token_requests = 0
-
     def answer_other(self, path: str) -> tuple[int, bytes]:
         if path.endswith("/v3/auth/token"):
-            self.token_requests += 1
             answer = {"token": TOKEN, "project_id": "project-1", "project_prem_status": "pro"}
             return 200, json.dumps(answer).encode()
         return 200, b"{}"
