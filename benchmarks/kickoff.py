@@ -1,143 +1,264 @@
 """Kickoff overhead: the same crew bare, with otel-crew, and with the other
-CrewAI instrumentors, against the SDK's own cost of one span."""
+CrewAI instrumentors, against the SDK's own cost of one span.
+
+Time: each instrumentor gets a worker process of its own
+(``benchmarks.kickoff_worker``), all pinned to one core. In every round each
+worker runs a few kickoffs bare and a few instrumented (order alternating),
+so every difference is paired: same process, same moment. The ``bare``
+worker compares bare with bare: the noise any difference is read against.
+
+Instructions: the same crew under callgrind (``benchmarks.instructions``), a
+count that no other load moves.
+"""
 
 from __future__ import annotations
 
-import importlib
-import logging
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO
 
-from opentelemetry.sdk.trace import TracerProvider
+from benchmarks import instructions
+from benchmarks.harness import Blocks, ms, table, us, verdict
+from benchmarks.kickoff_worker import CREW_VARIANTS, EXIT_NOT_INSTALLED, PEERS, SDK_SPAN
 
-from benchmarks.harness import Blocks, Variant, interleave, ms, table, us, verdict
-from benchmarks.spans import CountingExporter, provider_with_noop_export
+BARE = "bare"
+SECOND_BARE = "bare, second process"
+STATES = ("bare", "instrumented")
+FLOOR_CALLS = 2000
+INSTRUCTION_FLOOR_CALLS = 1000
 
-PEERS = {
-    "OpenLLMetry": "opentelemetry.instrumentation.crewai",
-    "OpenInference (Arize)": "openinference.instrumentation.crewai",
-}
-
-
-KICKOFF_COLUMNS = [
+TIME_COLUMNS = [
     "variant",
-    "median kickoff",
-    "added",
+    "median kickoff, bare",
+    "instrumented",
+    "added (wall)",
     "IQR of added",
+    "added (CPU)",
     "ratio to bare",
     "spans / kickoff",
     "added / (spans x floor)",
 ]
+INSTRUCTION_COLUMNS = ["variant", "instructions / kickoff", "added", "ratio to bare", "added / (spans x floor)"]
+
+
+KickoffTimes = dict[str, Blocks]
 
 
 @dataclass
 class KickoffResult:
-    blocks: Blocks
-    spans_per_kickoff: dict[str, float]
-    sdk_span: float
+    wall: KickoffTimes  # variant -> per-round seconds per call, bare and instrumented
+    cpu: KickoffTimes
+    spans_per_kickoff: dict[str, float]  # instrumented
+    instructions: Mapping[str, float]
+    instructions_unavailable: str | None
     missing_peers: list[str]
 
 
-def _instrumented(
-    name: str,
-    provider: TracerProvider,
-    exporter: CountingExporter,
-    spans: dict[str, list[int]],
-    run: Any,
-    instrumentor: Any,
-) -> Variant:
-    def setup() -> None:
-        spans.setdefault(name, []).append(-exporter.count)
-        if instrumentor is not None:
-            instrumentor.instrument(tracer_provider=provider)
+class _Worker:
+    """One variant's process, answering ``run N`` with its timings."""
 
-    def teardown() -> None:
-        spans[name][-1] += exporter.count
-        if instrumentor is not None:
-            instrumentor.uninstrument()
+    def __init__(self, variant: str, cpu: int | None, log: IO[str]) -> None:
+        self.variant = variant
+        pin = [] if cpu is None else ["--cpu", str(cpu)]
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.kickoff_worker", variant, *pin],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
 
-    return Variant(name, run, setup, teardown)
+    def ready(self) -> bool:
+        """True once set up; False when its instrumentor is not installed."""
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() == "ready":
+            return True
+        code = self._process.wait()
+        if code == EXIT_NOT_INSTALLED:
+            return False
+        raise RuntimeError(f"the {self.variant!r} benchmark worker failed with exit code {code}")
+
+    def run(self, calls: int, state: str) -> dict[str, float]:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(f"run {calls} {state}\n")
+        self._process.stdin.flush()
+        answer: dict[str, float] = json.loads(self._process.stdout.readline())
+        return answer
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        self._process.wait(timeout=60)
 
 
-def measure(blocks: int, calls: int) -> KickoffResult:
-    from otel_crew import OtelCrewInstrumentor
-    from otel_crew.demo_crews import research_crew
+def _benchmark_cpu() -> int | None:
+    """The core every worker is pinned to: the last one this process may use."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    return max(os.sched_getaffinity(0))
 
-    logging.getLogger("otel_crew").setLevel(logging.ERROR)  # AgentOps is not initialised here: said once
-    provider, exporter = provider_with_noop_export()
-    crew = research_crew()
 
-    def kickoff() -> object:
-        return crew.kickoff(inputs={"topic": "benchmarks"})
+def _rounds(workers: Sequence[_Worker], rounds: int, calls: int) -> tuple[KickoffTimes, KickoffTimes, dict[str, float]]:
+    wall = {worker.variant: Blocks({state: [] for state in STATES}) for worker in workers}
+    cpu = {worker.variant: Blocks({state: [] for state in STATES}) for worker in workers}
+    spans = dict.fromkeys(wall, 0.0)
+    for index in range(rounds):
+        shift = index % len(workers)
+        states = STATES if index % 2 == 0 else STATES[::-1]
+        for worker in [*workers[shift:], *workers[:shift]]:
+            count = FLOOR_CALLS if worker.variant == SDK_SPAN else calls
+            for state in states:
+                answer = worker.run(count, state)
+                wall[worker.variant].means[state].append(answer["wall"] / count)
+                cpu[worker.variant].means[state].append(answer["cpu"] / count)
+                if state == "instrumented":
+                    spans[worker.variant] += answer["spans"] / (count * rounds)
+    return wall, cpu, spans
 
-    instrumentors: dict[str, Any] = {"bare": None, "otel-crew": OtelCrewInstrumentor()}
-    missing = []
-    for label, module in PEERS.items():
+
+def _timed(rounds: int, calls: int) -> tuple[KickoffTimes, KickoffTimes, dict[str, float], list[str]]:
+    cpu = _benchmark_cpu()
+    with tempfile.TemporaryFile("w+") as log:
+        workers = [_Worker(variant, cpu, log) for variant in [*CREW_VARIANTS, SDK_SPAN]]
         try:
-            instrumentors[label] = importlib.import_module(module).CrewAIInstrumentor()
-        except ImportError:
-            missing.append(label)
-    counted: dict[str, list[int]] = {}
-    variants = [_instrumented(name, provider, exporter, counted, kickoff, tool) for name, tool in instrumentors.items()]
-    result = interleave(variants, blocks=blocks, calls=calls)
-    spans = {name: sum(deltas) / (len(deltas) * (calls + 1)) for name, deltas in counted.items()}
-    tracer = provider.get_tracer("floor")
-    floor = interleave([Variant("sdk span", lambda: tracer.start_span("floor").end())], blocks=blocks, calls=2000)
-    return KickoffResult(result, spans, floor.median("sdk span"), missing)
+            present = [worker for worker in workers if worker.ready()]
+            wall, cpu_time, spans = _rounds(present, rounds, calls)
+        except Exception:
+            log.seek(0)
+            print(log.read()[-4000:], file=sys.stderr)
+            raise
+        finally:
+            for worker in workers:
+                worker.close()
+    missing = [worker.variant for worker in workers if worker not in present]
+    return wall, cpu_time, spans, missing
 
 
-def report(result: KickoffResult) -> str:
-    blocks, floor = result.blocks, result.sdk_span
-    bare = blocks.median("bare")
-    rows = [["bare", ms(bare), "-", "-", "1.000", f"{result.spans_per_kickoff['bare']:.1f}", "-"]]
-    added: dict[str, float] = {}
-    for name in blocks.means:
-        if name == "bare":
+def measure(rounds: int, calls: int, counted_kickoffs: int) -> KickoffResult:
+    wall, cpu, spans, missing = _timed(rounds, calls)
+    unavailable = instructions.available()
+    counts: Mapping[str, float] = {}
+    if unavailable is None:
+        jobs = {SECOND_BARE: instructions.Job(BARE, False, counted_kickoffs)}
+        jobs |= {name: instructions.Job(name, True, counted_kickoffs) for name in CREW_VARIANTS if name not in missing}
+        jobs[SDK_SPAN] = instructions.Job(SDK_SPAN, False, INSTRUCTION_FLOOR_CALLS, warmup=200)
+        counts = instructions.per_call(jobs)
+    return KickoffResult(wall, cpu, spans, counts, unavailable, missing)
+
+
+# -- the report ---------------------------------------------------------------
+
+
+def _floor_multiple(added: float, extra_spans: float, floor: float) -> float:
+    return added / (extra_spans * floor) if extra_spans > 0 else float("nan")
+
+
+def _time_rows(result: KickoffResult) -> list[list[str]]:
+    floor = result.wall[SDK_SPAN].median("bare")
+    rows = []
+    for name in CREW_VARIANTS:
+        if name not in result.wall:
             continue
-        added[name] = blocks.paired_difference(name, "bare")
-        spans = result.spans_per_kickoff[name] - result.spans_per_kickoff["bare"]
-        per_floor = added[name] / (spans * floor) if spans > 0 else float("nan")
+        wall, spans = result.wall[name], result.spans_per_kickoff[name]
+        added = wall.paired_difference("instrumented", "bare")
         rows.append(
             [
-                name,
-                ms(blocks.median(name)),
-                us(added[name]),
-                us(blocks.paired_spread(name, "bare")),
-                f"{blocks.paired_ratio(name, 'bare'):.3f}",
-                f"{result.spans_per_kickoff[name]:.1f}",
-                f"{per_floor:.2f}",
+                "bare, against itself" if name == BARE else name,
+                ms(wall.median("bare")),
+                ms(wall.median("instrumented")),
+                us(added),
+                us(wall.paired_spread("instrumented", "bare")),
+                us(result.cpu[name].paired_difference("instrumented", "bare")),
+                f"{wall.paired_ratio('instrumented', 'bare'):.3f}",
+                f"{spans:.1f}",
+                "-" if name == BARE else f"{_floor_multiple(added, spans, floor):.2f}",
             ]
         )
+    return rows
+
+
+def _instruction_rows(result: KickoffResult) -> list[list[str]]:
+    counts, floor = result.instructions, result.instructions[SDK_SPAN]
+    bare = counts[BARE]
+    rows = []
+    for name in [SECOND_BARE, *CREW_VARIANTS[1:]]:
+        if name not in counts:
+            continue
+        added = counts[name] - bare
+        spans = result.spans_per_kickoff.get(name, 0.0)
+        multiple = "-" if name == SECOND_BARE else f"{_floor_multiple(added, spans, floor):.2f}"
+        ratio = f"{counts[name] / bare:.4f}"
+        rows.append([name, f"{counts[name] / 1e6:.2f} M", f"{added / 1e3:+.0f} k", ratio, multiple])
+    return rows
+
+
+def _verdicts(added: Mapping[str, float], base: float, floor: float, our_spans: float) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for one way of reading 'added cost': by time or by instructions."""
     ours = added["otel-crew"]
-    our_spans = result.spans_per_kickoff["otel-crew"] - result.spans_per_kickoff["bare"]
-    targets = [
-        ["otel-crew adds at most 1% to the bare kickoff", f"{ours / bare:.2%}", verdict(ours / bare <= 0.01)],
-        [
-            "otel-crew costs at most 3x the SDK floor for its spans",
-            f"{ours / (our_spans * floor):.2f}x",
-            verdict(ours / (our_spans * floor) <= 3),
-        ],
+    multiple = _floor_multiple(ours, our_spans, floor)
+    verdicts = [
+        ("otel-crew adds at most 1% to the bare kickoff", f"{ours / base:.2%}", ours / base <= 0.01),
+        ("otel-crew costs at most 3x the SDK floor for its spans", f"{multiple:.2f}x", multiple <= 3),
     ]
     for peer in PEERS:
         if peer in added:
             share = ours / added[peer] if added[peer] > 0 else float("nan")
-            targets.append(
-                [f"otel-crew adds at most 1/5 of {peer}'s added time", f"{share:.2f}", verdict(share <= 0.2)]
-            )
-    note = f"\nNot installed, so not compared: {', '.join(result.missing_peers)}.\n" if result.missing_peers else ""
-    return (
+            verdicts.append((f"otel-crew adds at most 1/5 of {peer}'s added cost", f"{share:.2f}", share <= 0.2))
+    return verdicts
+
+
+def _targets(result: KickoffResult) -> list[list[str]]:
+    wall, counts = result.wall, result.instructions
+    compared = [name for name in CREW_VARIANTS[1:] if name in wall]
+    our_spans = result.spans_per_kickoff["otel-crew"]
+    readings = [
+        _verdicts(
+            {name: wall[name].paired_difference("instrumented", "bare") for name in compared},
+            wall["otel-crew"].median("bare"),
+            wall[SDK_SPAN].median("bare"),
+            our_spans,
+        )
+    ]
+    if counts:
+        added = {name: counts[name] - counts[BARE] for name in compared if name in counts}
+        readings.append(_verdicts(added, counts[BARE], counts[SDK_SPAN], our_spans))
+    return [[row[0][0], *(f"{shown} ({verdict(ok)})" for _, shown, ok in row)] for row in zip(*readings, strict=True)]
+
+
+def report(result: KickoffResult) -> str:
+    floor = result.wall[SDK_SPAN].median("bare")
+    parts = [
         "## Kickoff overhead\n\n"
         "The same crew (2 agents, 2 tasks, one tool call, the zero-latency local model) on an SDK provider with a\n"
-        "no-op exporter. Added time and ratio are medians of per-block differences against the bare crew in the\n"
-        f"same block. One bare SDK span costs **{us(floor)}** in this run (the floor); the last column is the added\n"
-        "time divided by (extra spans x floor). otel-crew runs with both processors installed (AgentOps not\n"
-        "initialised, so no session is sent: AgentOps' own cost is AgentOps').\n\n"
-        + table(
-            KICKOFF_COLUMNS,
-            rows,
+        "no-op exporter. Each instrumentor runs in a process of its own, all pinned to one core (CrewAI's event\n"
+        "bus hands work between threads; across cores that alone made kickoffs vary by tens of percent). In every\n"
+        "round each process runs a few kickoffs bare and a few instrumented (order alternating), so each\n"
+        "difference is paired within one process and one moment: across processes, kickoffs of the same code\n"
+        "settled up to ~2 ms apart. Added time and ratio are medians over rounds, next to the interquartile range\n"
+        "of the differences; `bare, against itself` compares bare with bare. otel-crew runs with both processors\n"
+        "installed (AgentOps not initialised, so no session is sent: AgentOps' own cost is AgentOps'). One bare\n"
+        f"SDK span costs **{us(floor)}** in this run (the floor); the last column is the added time divided by\n"
+        "(spans x floor).\n\n" + table(TIME_COLUMNS, _time_rows(result)) + "\n"
+    ]
+    if result.instructions:
+        parts.append(
+            "\nInstructions executed per kickoff, counted by callgrind (all threads; one process per row, bare or\n"
+            "instrumented from the start): no other load moves them. `bare, second process` against `bare` shows\n"
+            "what two processes of the same code differ by. One bare SDK span executes "
+            f"**{result.instructions[SDK_SPAN] / 1e3:.0f} k** instructions; the bare kickoff "
+            f"**{result.instructions[BARE] / 1e6:.1f} M**.\n\n"
+            + table(INSTRUCTION_COLUMNS, _instruction_rows(result))
+            + "\n"
         )
-        + "\n\n"
-        + table(["target", "measured", ""], targets)
-        + "\n"
-        + note
-    )
+    else:
+        parts.append(f"\nInstructions were not counted: {result.instructions_unavailable}.\n")
+    header = ["target", "by time", "by instructions"] if result.instructions else ["target", "by time"]
+    parts.append("\n" + table(header, _targets(result)) + "\n")
+    if result.missing_peers:
+        parts.append(f"\nNot installed, so not compared: {', '.join(result.missing_peers)}.\n")
+    return "".join(parts)

@@ -43,7 +43,7 @@ from opentelemetry.trace import StatusCode
 from otel_crew.agentops_export import repair_agentops_export
 from otel_crew.attributes import GEN_AI_OPERATION_NAME, OPERATION_INVOKE_WORKFLOW
 from otel_crew.lifecycle import on_fork_in_child
-from otel_crew.roots import ROOT_ATTRIBUTE, RootIndex, is_root, span_key
+from otel_crew.roots import ROOT_ATTRIBUTE, RootIndex, is_starting_root, span_key
 from otel_crew.session_states import UNCLOSED_END_STATE, end_reason, end_state, validated_end_states
 from otel_crew.version import __version__
 
@@ -63,11 +63,16 @@ class _Session:
     automatic end stays suppressed inside it."""
 
     root: Span
+    key: int  # the root's span_key
     opens_session: bool
     trace_context: Any = None  # AgentOps' TraceContext, once opened
 
 
 def _is_kickoff(span: ReadableSpan) -> bool:
+    # The name first (kickoff spans are "invoke_workflow {crew}"): it is a plain
+    # read, where a failed attribute look-up would cost every other span.
+    if not span.name.startswith(OPERATION_INVOKE_WORKFLOW):
+        return False
     attributes = span.attributes
     return attributes is not None and attributes.get(GEN_AI_OPERATION_NAME) == OPERATION_INVOKE_WORKFLOW
 
@@ -230,11 +235,12 @@ class AgentOpsSessionProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if self._agentops is None:
             return
-        if is_root(span):
+        if is_starting_root(span):
             bare_kickoff = _is_kickoff(span)
-            root_session = _Session(root=span, opens_session=self._auto_end or not bare_kickoff)
+            key = span_key(span)
+            root_session = _Session(root=span, key=key, opens_session=self._auto_end or not bare_kickoff)
             self._index.add_root(span, root_session)
-            self._open[span_key(span)] = root_session
+            self._open[key] = root_session
             if bare_kickoff:
                 self._open_session(root_session)
             return
@@ -243,11 +249,9 @@ class AgentOpsSessionProcessor(SpanProcessor):
             self._open_session(session)
 
     def on_end(self, span: ReadableSpan) -> None:
-        session = self._index.remove(span)
-        if session is None:
-            return
         key = span_key(span)
-        if span_key(session.root) != key:
+        session = self._index.remove(key)
+        if session is None or session.key != key:
             return
         self._open.pop(key, None)
         if session.trace_context is not None:

@@ -7,9 +7,11 @@ failures (logged at debug level) so that extraction can never break a kickoff.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -105,7 +107,21 @@ def safe_attributes(
 
 
 def _text(value: Any, limit: int = DESCRIPTION_LIMIT) -> str | None:
-    return truncate(value, limit) if isinstance(value, str) and value else None
+    if isinstance(value, str) and value:
+        return value if len(value) <= limit else truncate(value, limit)
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _uuid_text(identifier: uuid.UUID) -> str:
+    # CrewAI ids are UUIDs whose str() is a Python-level format: worth remembering.
+    return str(identifier)
+
+
+def _id_text(identifier: Any) -> str | None:
+    if isinstance(identifier, uuid.UUID):
+        return _uuid_text(identifier)
+    return _text(str(identifier or ""))
 
 
 def _process_name(crew: Any) -> str | None:
@@ -121,7 +137,7 @@ def crew_attributes(crew: Any, method: str) -> dict[str, AttributeValue | None]:
     return {
         GEN_AI_OPERATION_NAME: OPERATION_INVOKE_WORKFLOW,
         GEN_AI_WORKFLOW_NAME: crew_name(crew),
-        CREWAI_CREW_ID: _text(str(getattr(crew, "id", "") or "")),
+        CREWAI_CREW_ID: _id_text(getattr(crew, "id", None)),
         CREWAI_CREW_PROCESS: _process_name(crew),
         CREWAI_KICKOFF_METHOD: method,
     }
@@ -145,7 +161,7 @@ def agent_attributes(agent: Any, task: Any) -> dict[str, AttributeValue | None]:
     return {
         GEN_AI_OPERATION_NAME: OPERATION_INVOKE_AGENT,
         GEN_AI_AGENT_NAME: agent_role(agent),
-        GEN_AI_AGENT_ID: _text(str(getattr(agent, "id", "") or "")),
+        GEN_AI_AGENT_ID: _id_text(getattr(agent, "id", None)),
         CREWAI_TASK_NAME: _text(getattr(task, "name", None)),
         CREWAI_TASK_DESCRIPTION: _text(getattr(task, "description", None)),
         CREWAI_TASK_ASYNC_EXECUTION: bool(getattr(task, "async_execution", False)),

@@ -11,11 +11,14 @@ kickoff or any other span finds its root in constant time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from typing import Generic, TypeVar
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import Span, SpanContext, SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
 
 ROOT_ATTRIBUTE = "otel_crew.root"
 """Set to true on the outermost ``workflow()`` span."""
@@ -24,14 +27,37 @@ UNCLOSED_ATTRIBUTE = "otel_crew.root.unclosed"
 """Set to true on a root that otel-crew had to end because nobody did."""
 
 
-def is_root(span: ReadableSpan) -> bool:
-    """Whether ``span`` (at its start) is a root. On the hot path: the parent
-    is read first, the attributes only for spans with a local parent."""
+def _has_root_parent(span: ReadableSpan) -> bool:
     parent = span.parent
-    if parent is None or parent.is_remote or not parent.is_valid:
+    return parent is None or parent.is_remote or not parent.is_valid
+
+
+def is_root(span: ReadableSpan) -> bool:
+    """Whether a finished (or any) ``span`` is a root, read from the span itself."""
+    if _has_root_parent(span):
         return True
     attributes = span.attributes
     return attributes is not None and attributes.get(ROOT_ATTRIBUTE) is True
+
+
+# Set only while workflow() starts its outermost span: processors learn that
+# the span starting is a root without reading its attributes, a failed look-up
+# that would cost every other span about half a microsecond.
+_starting_root: ContextVar[bool] = ContextVar("otel_crew_starting_root", default=False)
+
+
+def is_starting_root(span: ReadableSpan) -> bool:
+    """``is_root`` for a span inside ``SpanProcessor.on_start``: the hot path."""
+    return _has_root_parent(span) or _starting_root.get()
+
+
+def start_root_span(tracer: Tracer, name: str, context: Context, attributes: Mapping[str, AttributeValue]) -> Span:
+    """Start a span that is a root wherever it sits (the outermost ``workflow()``)."""
+    token = _starting_root.set(True)
+    try:
+        return tracer.start_span(name, context=context, kind=SpanKind.INTERNAL, attributes=attributes)
+    finally:
+        _starting_root.reset(token)
 
 
 def span_key(span: ReadableSpan) -> int:
@@ -84,8 +110,9 @@ class RootIndex(Generic[RecordT]):
                 counts[id(record)] += 1
         return counts
 
-    def remove(self, span: ReadableSpan) -> RecordT | None:
-        return self._record_of.pop(span_key(span), None)
+    def remove(self, key: int) -> RecordT | None:
+        """Forget the span with this ``span_key`` and return its root record."""
+        return self._record_of.pop(key, None)
 
     def clear(self) -> None:
         self._record_of.clear()

@@ -14,8 +14,8 @@ a span of ours whose current parent is foreign hangs under that one instead
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from types import TracebackType
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -23,24 +23,18 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from otel_crew.roots import start_root_span
 
-def _status_is_unset(span: Span) -> bool:
+_OK = Status(StatusCode.OK)
+
+
+def _settle_status(span: Span, error: BaseException | None) -> None:
+    """Record ``error`` (if any) and set ERROR or OK, unless a status is set already."""
+    if error is not None:
+        span.record_exception(error, escaped=True)
     status = getattr(span, "status", None)  # API spans have no status to read
-    return status is None or status.status_code is StatusCode.UNSET
-
-
-def mark_failed(span: Span, error: BaseException) -> None:
-    """Record ``error`` on ``span`` and set ERROR, unless a status is set already."""
-    if not span.is_recording():
-        return
-    span.record_exception(error, escaped=True)
-    if _status_is_unset(span):
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-
-
-def mark_succeeded(span: Span) -> None:
-    if span.is_recording() and _status_is_unset(span):
-        span.set_status(Status(StatusCode.OK))
+    if status is None or status.status_code is StatusCode.UNSET:
+        span.set_status(_OK if error is None else Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
 _OWN_SPAN = otel_context.create_key("otel_crew.own_span")
@@ -62,28 +56,55 @@ def _parent_context(tracer: trace.Tracer, parent: Context | None) -> Context:
     return trace.set_span_in_context(own if isinstance(own, Span) else trace.INVALID_SPAN, base)
 
 
-@contextmanager
-def span_scope(
-    tracer: trace.Tracer,
-    name: str,
-    attributes: Mapping[str, AttributeValue],
-    parent: Context | None = None,
-    extra_context: Mapping[str, object] | None = None,
-) -> Iterator[Span]:
-    """Start ``name`` as the current span (under ``parent``, else the current
-    context), yield it, and end it however the body leaves."""
-    base = _parent_context(tracer, parent)
-    for key, value in (extra_context or {}).items():
-        base = otel_context.set_value(key, value, base)
-    span = tracer.start_span(name, context=base, kind=SpanKind.INTERNAL, attributes=attributes)
-    token = otel_context.attach(trace.set_span_in_context(span, otel_context.set_value(_OWN_SPAN, span, base)))
-    try:
-        yield span
-    except BaseException as error:
-        mark_failed(span, error)
-        raise
-    else:
-        mark_succeeded(span)
-    finally:
-        otel_context.detach(token)
-        span.end()
+class SpanScope:
+    """``with SpanScope(tracer, name, attributes) as span:`` starts ``name`` as
+    the current span (under ``parent``, else the current context) and ends it
+    however the body leaves. A class rather than a generator: it runs around
+    every span the wrappers make, and this is the cheaper protocol."""
+
+    __slots__ = ("_attributes", "_extra_context", "_name", "_parent", "_root", "_span", "_token", "_tracer")
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        name: str,
+        attributes: Mapping[str, AttributeValue],
+        parent: Context | None = None,
+        extra_context: Mapping[str, object] | None = None,
+        root: bool = False,
+    ) -> None:
+        self._tracer = tracer
+        self._name = name
+        self._attributes = attributes
+        self._parent = parent
+        self._extra_context = extra_context
+        self._root = root
+
+    def __enter__(self) -> Span:
+        base = _parent_context(self._tracer, self._parent)
+        if self._extra_context:
+            for key, value in self._extra_context.items():
+                base = otel_context.set_value(key, value, base)
+        tracer, name, attributes = self._tracer, self._name, self._attributes
+        if self._root:
+            span = start_root_span(tracer, name, base, attributes)
+        else:
+            span = tracer.start_span(name, context=base, kind=SpanKind.INTERNAL, attributes=attributes)
+        own = otel_context.set_value(_OWN_SPAN, span, base)
+        self._token = otel_context.attach(trace.set_span_in_context(span, own))
+        self._span = span
+        return span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        span = self._span
+        try:
+            if span.is_recording():
+                _settle_status(span, error)
+        finally:
+            otel_context.detach(self._token)
+            span.end()

@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 from otel_crew.lifecycle import on_exit, on_fork_in_child
-from otel_crew.roots import UNCLOSED_ATTRIBUTE, RootIndex, is_root, span_key
+from otel_crew.roots import UNCLOSED_ATTRIBUTE, RootIndex, is_starting_root, span_key
 from otel_crew.version import __version__
 
 __all__ = ["UnclosedRoot", "UnclosedRootProcessor"]
@@ -195,7 +195,7 @@ class UnclosedRootProcessor(SpanProcessor):
     # -- the hot path ---------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if is_root(span):
+        if is_starting_root(span):
             self._start_root(span, self._clock())
             return
         record = self._index.add_child(span)
@@ -203,10 +203,11 @@ class UnclosedRootProcessor(SpanProcessor):
             self._touch(record, self._clock())
 
     def on_end(self, span: ReadableSpan) -> None:
-        record = self._index.remove(span)
+        key = span_key(span)
+        record = self._index.remove(key)
         if record is None:
             return
-        if record.key == span_key(span):  # on_end gets a snapshot, not the span itself
+        if record.key == key:  # on_end gets a snapshot, not the span itself
             self._end_root(record)
             return
         self._touch(record, self._clock())

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from contextlib import ExitStack
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -21,7 +20,7 @@ from opentelemetry.trace import Span, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
 from otel_crew.roots import ROOT_ATTRIBUTE
-from otel_crew.spans import span_scope
+from otel_crew.spans import SpanScope
 from otel_crew.version import __version__
 
 __all__ = ["workflow"]
@@ -78,7 +77,7 @@ class workflow:  # noqa: N801 - a function-like name, as users write it
         self.name = _validated_name(name)
         self.attributes = _validated_attributes(attributes)
         self._tracer_provider = tracer_provider
-        self._scopes: list[ExitStack] = []
+        self._scopes: list[SpanScope] = []
 
     def _open(self) -> Span:
         provider = self._tracer_provider or _default_provider
@@ -87,9 +86,9 @@ class workflow:  # noqa: N801 - a function-like name, as users write it
         outermost = not otel_context.get_value(_INSIDE_WORKFLOW)
         if outermost:
             attributes[ROOT_ATTRIBUTE] = True
-        stack = ExitStack()
-        span = stack.enter_context(span_scope(tracer, self.name, attributes, extra_context={_INSIDE_WORKFLOW: True}))
-        self._scopes.append(stack)
+        scope = SpanScope(tracer, self.name, attributes, extra_context={_INSIDE_WORKFLOW: True}, root=outermost)
+        span = scope.__enter__()
+        self._scopes.append(scope)
         return span
 
     def _close(

@@ -10,8 +10,7 @@ for a kickoff, ``invoke_agent {role}`` for an agent working on a task,
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +22,7 @@ from opentelemetry.trace import Span
 
 from otel_crew import attributes as attrs
 from otel_crew.handoff import ContextHandoff
-from otel_crew.spans import span_scope
+from otel_crew.spans import SpanScope
 
 Wrapped = Callable[..., Any]
 
@@ -37,13 +36,19 @@ _active_step: contextvars.ContextVar[tuple[int, ...] | None] = contextvars.Conte
 )
 
 
-@contextmanager
-def _step(key: tuple[int, ...]) -> Iterator[None]:
-    token = _active_step.set(key)
-    try:
-        yield
-    finally:
-        _active_step.reset(token)
+class _Step:
+    """``with _Step(key):`` marks the innermost tool or agent step (a class: it runs on every step)."""
+
+    __slots__ = ("_key", "_token")
+
+    def __init__(self, key: tuple[int, ...]) -> None:
+        self._key = key
+
+    def __enter__(self) -> None:
+        self._token = _active_step.set(self._key)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _active_step.reset(self._token)
 
 
 def _call_arg(args: tuple[Any, ...], kwargs: dict[str, Any], position: int, name: str) -> Any:
@@ -65,7 +70,8 @@ class CrewWrappers:
     def _kickoff_span(self, crew: Any, own_method: str, parent: Context | None) -> Any:
         method = _kickoff_method.get() or own_method
         attributes = attrs.safe_attributes(attrs.crew_attributes, crew, method)
-        return span_scope(self.tracer, f"invoke_workflow {attrs.crew_name(crew)}", attributes, parent)
+        name = attributes.get(attrs.GEN_AI_WORKFLOW_NAME, "crew")
+        return SpanScope(self.tracer, f"invoke_workflow {name}", attributes, parent)
 
     def _before_kickoff(self, span: Span, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if self.capture_content and span.is_recording():
@@ -144,7 +150,7 @@ class CrewWrappers:
 
     def _agent_span(self, agent: Any, task: Any) -> Any:
         attributes = attrs.safe_attributes(attrs.agent_attributes, agent, task)
-        return span_scope(self.tracer, f"invoke_agent {attrs.agent_role(agent)}", attributes)
+        return SpanScope(self.tracer, f"invoke_agent {attributes.get(attrs.GEN_AI_AGENT_NAME, 'agent')}", attributes)
 
     def _after_agent(self, span: Span, result: Any) -> None:
         if self.capture_content and span.is_recording():
@@ -162,7 +168,7 @@ class CrewWrappers:
         task = _call_arg(args, kwargs, 0, "task")
         if not self._observes_agent(agent, task):
             return wrapped(*args, **kwargs)
-        with self._agent_span(agent, task) as span, _step((id(agent), id(task))):
+        with self._agent_span(agent, task) as span, _Step((id(agent), id(task))):
             result = wrapped(*args, **kwargs)
             self._after_agent(span, result)
             return result
@@ -173,7 +179,7 @@ class CrewWrappers:
             return wrapped(*args, **kwargs)
 
         async def observed() -> Any:
-            with self._agent_span(agent, task) as span, _step((id(agent), id(task))):
+            with self._agent_span(agent, task) as span, _Step((id(agent), id(task))):
                 result = await wrapped(*args, **kwargs)
                 self._after_agent(span, result)
                 return result
@@ -188,7 +194,7 @@ class CrewWrappers:
             arguments = attrs.content_text(kwargs.get("input", kwargs) if kwargs else list(args))
             if arguments is not None:
                 attributes[attrs.GEN_AI_TOOL_CALL_ARGUMENTS] = arguments
-        return span_scope(self.tracer, f"execute_tool {attrs.tool_name(tool)}", attributes)
+        return SpanScope(self.tracer, f"execute_tool {attributes.get(attrs.GEN_AI_TOOL_NAME, 'tool')}", attributes)
 
     def _after_tool(self, span: Span, result: Any) -> None:
         if self.capture_content and span.is_recording():
@@ -205,7 +211,7 @@ class CrewWrappers:
         key = self._tool_key(tool)
         if not is_instrumentation_enabled() or _active_step.get() == key:
             return wrapped(*args, **kwargs)
-        with self._tool_span(tool, args, kwargs) as span, _step(key):
+        with self._tool_span(tool, args, kwargs) as span, _Step(key):
             result = wrapped(*args, **kwargs)
             self._after_tool(span, result)
             return result
@@ -216,7 +222,7 @@ class CrewWrappers:
             return wrapped(*args, **kwargs)
 
         async def observed() -> Any:
-            with self._tool_span(tool, args, kwargs) as span, _step(key):
+            with self._tool_span(tool, args, kwargs) as span, _Step(key):
                 result = await wrapped(*args, **kwargs)
                 self._after_tool(span, result)
                 return result

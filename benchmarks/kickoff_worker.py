@@ -1,0 +1,174 @@
+"""One kickoff-benchmark variant in a process of its own.
+
+``python -m benchmarks.kickoff_worker VARIANT`` builds the crew on an SDK
+provider with a no-op exporter (or, for ``sdk span``, a bare tracer), says
+``ready``, then answers ``run N bare|instrumented`` lines: it switches the
+variant's instrumentor on or off, runs N calls, and answers one JSON line with
+the wall time, the process CPU time (all its threads) and the spans exported.
+Bare and instrumented runs of one variant share a process, so both see the
+same memory layout; each variant has its own, so no peer's leftovers
+(event-bus listeners, patched classes) reach another's timings.
+
+``--instructions N`` runs N calls under callgrind's instrumentation instead
+and exits: ``benchmarks.instructions`` starts it under valgrind, which counts
+only what runs between the two hooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from benchmarks.spans import provider_with_noop_export
+
+SDK_SPAN = "sdk span"
+PEERS = {
+    "OpenLLMetry": "opentelemetry.instrumentation.crewai",
+    "OpenInference (Arize)": "openinference.instrumentation.crewai",
+}
+CREW_VARIANTS = ("bare", "otel-crew", *PEERS)
+EXIT_NOT_INSTALLED = 3
+CALLGRIND_HOOKS = "pytest_codspeed.instruments.hooks.dist_instrument_hooks"
+"""pytest-codspeed's compiled module: callgrind's client requests, callable from Python."""
+
+
+class InstrumentorMissingError(Exception):
+    """The variant's instrumentor is not installed here."""
+
+
+def _instrumentor(variant: str) -> Any:
+    if variant == "otel-crew":
+        from otel_crew import OtelCrewInstrumentor
+
+        return OtelCrewInstrumentor()
+    if variant in PEERS:
+        try:
+            return importlib.import_module(PEERS[variant]).CrewAIInstrumentor()
+        except ImportError as missing:
+            raise InstrumentorMissingError(variant) from missing
+    return None
+
+
+class Subject:
+    """What one call runs: a kickoff of the crew, instrumented by the variant's
+    instrumentor or not (switched between rounds), or one bare SDK span."""
+
+    def __init__(self, variant: str) -> None:
+        provider, self.exporter = provider_with_noop_export()
+        self._provider = provider
+        self._instrumentor: Any = None
+        self._instrumented = False
+        if variant == SDK_SPAN:
+            tracer = provider.get_tracer("floor")
+            self.run: Callable[[], object] = lambda: tracer.start_span("floor").end()
+            return
+        from otel_crew.demo_crews import research_crew
+
+        logging.getLogger("otel_crew").setLevel(logging.ERROR)  # AgentOps is not initialised here: said once
+        self._instrumentor = _instrumentor(variant)
+        crew = research_crew()
+        self.run = lambda: crew.kickoff(inputs={"topic": "benchmarks"})
+
+    def instrument(self, instrumented: bool) -> None:
+        if self._instrumentor is None or instrumented == self._instrumented:
+            return
+        if instrumented:
+            self._instrumentor.instrument(tracer_provider=self._provider)
+        else:
+            self._instrumentor.uninstrument()
+        self._instrumented = instrumented
+
+
+def timed(run: Callable[[], object], calls: int) -> tuple[float, float]:
+    """Wall and CPU seconds for ``calls`` runs; the garbage collector runs before, not during."""
+    gc.collect()
+    gc.disable()
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(calls):
+            run()
+        return time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        gc.enable()
+
+
+def serve(subject: Subject, channel: TextIO) -> None:
+    """Answer ``run N bare|instrumented`` lines until stdin closes."""
+    print("ready", file=channel, flush=True)
+    for line in sys.stdin:
+        _, calls, state = line.split()
+        subject.instrument(state == "instrumented")
+        subject.run()  # a warm-up after every switch: first calls pay for caches of the new code
+        before = subject.exporter.count
+        wall, cpu = timed(subject.run, int(calls))
+        spans = subject.exporter.count - before
+        print(json.dumps({"wall": wall, "cpu": cpu, "spans": spans}), file=channel, flush=True)
+
+
+def count_instructions(run: Callable[[], object], calls: int) -> None:
+    hooks = importlib.import_module(CALLGRIND_HOOKS)
+
+    hooks.callgrind_start_instrumentation()
+    for _ in range(calls):
+        run()
+    hooks.callgrind_stop_instrumentation()
+
+
+def pin_to(cpu: int) -> None:
+    """Every thread of this process (CrewAI's event-bus threads too) onto one core;
+    threads started later inherit it from their starter."""
+    for thread_id in os.listdir("/proc/self/task"):
+        os.sched_setaffinity(int(thread_id), {cpu})
+
+
+def _crewai_environment() -> str:
+    """CrewAI's telemetry and tracing off (they phone home, and tracing alone adds
+    a third to a kickoff), and a task-output store of this process's own on
+    tmpfs, so that its disk I/O and its history stay out of the comparison."""
+    os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+    storage = tempfile.mkdtemp(prefix="otel-crew-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.environ["CREWAI_STORAGE_DIR"] = storage
+    return storage
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.kickoff_worker")
+    parser.add_argument("variant", choices=[*CREW_VARIANTS, SDK_SPAN])
+    parser.add_argument("--instructions", type=int, metavar="N", help="run N under callgrind's instrumentation")
+    parser.add_argument("--instrumented", action="store_true", help="with --instructions: instrument first")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--cpu", type=int, help="pin the process to this core once it is set up")
+    arguments = parser.parse_args()
+    channel, sys.stdout = sys.stdout, sys.stderr  # whatever CrewAI prints stays off the answers
+    storage = _crewai_environment()
+    try:
+        subject = Subject(arguments.variant)
+        subject.instrument(arguments.instrumented)
+        for _ in range(arguments.warmup):
+            subject.run()
+        if arguments.cpu is not None:
+            pin_to(arguments.cpu)
+        if arguments.instructions is not None:
+            count_instructions(subject.run, arguments.instructions)
+        else:
+            serve(subject, channel)
+    except InstrumentorMissingError:
+        return EXIT_NOT_INSTALLED
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
