@@ -120,5 +120,8 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
 
-def verdict(ok: bool) -> str:
+def verdict(ok: bool | None) -> str:
+    """None: the measurement cannot tell (a difference at or below zero is noise, not a gain)."""
+    if ok is None:
+        return "inconclusive"
     return "met" if ok else "**missed**"

@@ -197,19 +197,23 @@ def _instruction_rows(result: KickoffResult) -> list[list[str]]:
     return rows
 
 
-def _verdicts(added: Mapping[str, float], base: float, floor: float, our_spans: float) -> list[tuple[str, str, bool]]:
-    """(target, measured, met) for one way of reading 'added cost': by time or by instructions."""
+def _verdicts(
+    added: Mapping[str, float], base: float, floor: float, our_spans: float
+) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for one way of reading 'added cost': by time or by
+    instructions. A cost at or below zero is noise, so it meets nothing (None)."""
     ours = added["otel-crew"]
     multiple = _floor_multiple(ours, our_spans, floor)
-    verdicts = [
+    verdicts: list[tuple[str, str, bool | None]] = [
         ("otel-crew adds at most 1% to the bare kickoff", f"{ours / base:.2%}", ours / base <= 0.01),
         ("otel-crew costs at most 3x the SDK floor for its spans", f"{multiple:.2f}x", multiple <= 3),
     ]
     for peer in PEERS:
         if peer in added:
             share = ours / added[peer] if added[peer] > 0 else float("nan")
-            verdicts.append((f"otel-crew adds at most 1/5 of {peer}'s added cost", f"{share:.2f}", share <= 0.2))
-    return verdicts
+            met = share <= 0.2 if added[peer] > 0 else None
+            verdicts.append((f"otel-crew adds at most 1/5 of {peer}'s added cost", f"{share:.2f}", met))
+    return [(label, shown, met if ours > 0 else None) for label, shown, met in verdicts]
 
 
 def _targets(result: KickoffResult) -> list[list[str]]:
