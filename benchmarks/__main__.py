@@ -20,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = []
 
     print("kickoff overhead ...", file=sys.stderr, flush=True)
-    rounds, calls = (2, 1) if short else (150, 5)
-    sections.append(kickoff.report(kickoff.measure(rounds=rounds, calls=calls, counted_kickoffs=calls)))
+    rounds, calls, counted = (2, 1, 1) if short else (250, 5, 20)
+    sections.append(kickoff.report(kickoff.measure(rounds=rounds, calls=calls, counted_kickoffs=counted)))
     print("processor hot path ...", file=sys.stderr, flush=True)
     sections.append(hot_path.report(hot_path.measure(blocks=2 if short else 40)))
     print("unclosed roots at scale ...", file=sys.stderr, flush=True)

@@ -14,6 +14,7 @@ count that no other load moves.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -24,7 +25,14 @@ from typing import IO
 
 from benchmarks import instructions
 from benchmarks.harness import Blocks, ms, table, us, verdict
-from benchmarks.kickoff_worker import CREW_VARIANTS, EXIT_NOT_INSTALLED, PEERS, SDK_SPAN
+from benchmarks.kickoff_worker import (
+    CREW_VARIANTS,
+    EXIT_NOT_INSTALLED,
+    PEERS,
+    SDK_SPAN,
+    SDK_SPAN_WITH_ATTRIBUTES,
+    WRAPPERS_ONLY,
+)
 
 BARE = "bare"
 SECOND_BARE = "bare, second process"
@@ -44,6 +52,7 @@ TIME_COLUMNS = [
     "added / (spans x floor)",
 ]
 INSTRUCTION_COLUMNS = ["variant", "instructions / kickoff", "added", "ratio to bare", "added / (spans x floor)"]
+BREAKDOWN_COLUMNS = ["part of otel-crew's added instructions", "per kickoff", "of the bare kickoff"]
 
 
 KickoffTimes = dict[str, Blocks]
@@ -146,7 +155,9 @@ def measure(rounds: int, calls: int, counted_kickoffs: int) -> KickoffResult:
     if unavailable is None:
         jobs = {SECOND_BARE: instructions.Job(BARE, False, counted_kickoffs)}
         jobs |= {name: instructions.Job(name, True, counted_kickoffs) for name in CREW_VARIANTS if name not in missing}
-        jobs[SDK_SPAN] = instructions.Job(SDK_SPAN, False, INSTRUCTION_FLOOR_CALLS, warmup=200)
+        jobs[WRAPPERS_ONLY] = instructions.Job(WRAPPERS_ONLY, True, counted_kickoffs)
+        for floor in (SDK_SPAN, SDK_SPAN_WITH_ATTRIBUTES):
+            jobs[floor] = instructions.Job(floor, False, INSTRUCTION_FLOOR_CALLS, warmup=200)
         counts = instructions.per_call(jobs)
     return KickoffResult(wall, cpu, spans, counts, unavailable, missing)
 
@@ -197,6 +208,22 @@ def _instruction_rows(result: KickoffResult) -> list[list[str]]:
     return rows
 
 
+def _breakdown_rows(result: KickoffResult) -> list[list[str]]:
+    bare = result.instructions[BARE]
+    return [[label, f"{value / 1e3:+.0f} k", f"{value / bare:.2%}"] for label, value in _breakdown_parts(result)]
+
+
+def _breakdown_parts(result: KickoffResult) -> list[tuple[str, float]]:
+    """otel-crew's added instructions split into the SDK's work for its spans
+    (each counted as a span with an invoke_agent span's attributes), the
+    wrappers' own work, and the two processors'."""
+    counts = result.instructions
+    sdk = result.spans_per_kickoff["otel-crew"] * counts[SDK_SPAN_WITH_ATTRIBUTES]
+    wrappers = counts[WRAPPERS_ONLY] - counts[BARE] - sdk
+    processors = counts["otel-crew"] - counts[WRAPPERS_ONLY]
+    return [("the SDK recording its spans", sdk), ("the wrappers", wrappers), ("the two processors", processors)]
+
+
 def _verdicts(
     added: Mapping[str, float], base: float, floor: float, our_spans: float
 ) -> list[tuple[str, str, bool | None]]:
@@ -234,6 +261,60 @@ def _targets(result: KickoffResult) -> list[list[str]]:
     return [[row[0][0], *(f"{shown} ({verdict(ok)})" for _, shown, ok in row)] for row in zip(*readings, strict=True)]
 
 
+def _resolution(result: KickoffResult) -> float:
+    """The smallest time difference this run can tell from noise: twice the
+    standard error of a median over the rounds (from the bare-against-itself IQR)."""
+    bare = result.wall[BARE]
+    rounds = len(bare.means["bare"])
+    spread = bare.paired_spread("instrumented", "bare")
+    return 2 * 1.253 * (spread / 1.349) / math.sqrt(rounds)
+
+
+def _reading(result: KickoffResult) -> str:
+    """What the numbers say about the targets, in words, from this run's numbers."""
+    lines = [
+        f"- Time: differences under about {us(_resolution(result))} per kickoff are noise in this run (two standard"
+        " errors of\n  the median, from the bare-against-itself spread); 1% of the bare kickoff is"
+        f" {us(result.wall['otel-crew'].median('bare') / 100)}."
+    ]
+    counts = result.instructions
+    if counts:
+        bare = counts[BARE]
+        sdk, wrappers, processors = (value for _, value in _breakdown_parts(result))
+        peer_span_costs = ", ".join(
+            f"{peer} {(counts[peer] - bare) / result.spans_per_kickoff[peer] / 1e3:.0f} k"
+            for peer in PEERS
+            if peer in counts and result.spans_per_kickoff.get(peer)
+        )
+        ours_per_span = (counts["otel-crew"] - bare) / result.spans_per_kickoff["otel-crew"]
+        budget = (
+            "leaving no room in a 1% budget for any instrumentation that records these spans"
+            if sdk / bare >= 0.01
+            else f"leaving {0.01 - sdk / bare:.2%} of a 1% budget for the instrumentation's own code"
+        )
+        lines.append(
+            f"- Instructions: the SDK's own work to record otel-crew's spans is {sdk / bare:.2%} of the bare kickoff,"
+            f"\n  {budget};\n  otel-crew's own code adds wrappers {wrappers / bare:.2%} and processors"
+            f" {processors / bare:.2%}. Per span, otel-crew adds {ours_per_span / 1e3:.0f} k instructions"
+            f" in all; the peers {peer_span_costs}."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _instruction_section(result: KickoffResult) -> str:
+    counts = result.instructions
+    return (
+        "Instructions executed per kickoff, counted by callgrind (all threads; one process per row, bare or\n"
+        "instrumented from the start): no other load moves them. `bare, second process` against `bare` shows\n"
+        "what two processes of the same code differ by. One bare SDK span executes "
+        f"**{counts[SDK_SPAN] / 1e3:.0f} k**\ninstructions; the bare kickoff **{counts[BARE] / 1e6:.1f} M**.\n\n"
+        + table(INSTRUCTION_COLUMNS, _instruction_rows(result))
+        + "\n\nWhere otel-crew's instructions go: the same count with its processors off, and one SDK span\n"
+        f"with the six attributes of an invoke_agent span ({counts[SDK_SPAN_WITH_ATTRIBUTES] / 1e3:.0f} k) for each "
+        "of its spans.\n\n" + table(BREAKDOWN_COLUMNS, _breakdown_rows(result)) + "\n"
+    )
+
+
 def report(result: KickoffResult) -> str:
     floor = result.wall[SDK_SPAN].median("bare")
     parts = [
@@ -247,22 +328,14 @@ def report(result: KickoffResult) -> str:
         "of the differences; `bare, against itself` compares bare with bare. otel-crew runs with both processors\n"
         "installed (AgentOps not initialised, so no session is sent: AgentOps' own cost is AgentOps'). One bare\n"
         f"SDK span costs **{us(floor)}** in this run (the floor); the last column is the added time divided by\n"
-        "(spans x floor).\n\n" + table(TIME_COLUMNS, _time_rows(result)) + "\n"
+        "(spans x floor).\n\n" + table(TIME_COLUMNS, _time_rows(result)) + "\n\n"
     ]
     if result.instructions:
-        parts.append(
-            "\nInstructions executed per kickoff, counted by callgrind (all threads; one process per row, bare or\n"
-            "instrumented from the start): no other load moves them. `bare, second process` against `bare` shows\n"
-            "what two processes of the same code differ by. One bare SDK span executes "
-            f"**{result.instructions[SDK_SPAN] / 1e3:.0f} k** instructions; the bare kickoff "
-            f"**{result.instructions[BARE] / 1e6:.1f} M**.\n\n"
-            + table(INSTRUCTION_COLUMNS, _instruction_rows(result))
-            + "\n"
-        )
+        parts.append(_instruction_section(result))
     else:
-        parts.append(f"\nInstructions were not counted: {result.instructions_unavailable}.\n")
+        parts.append(f"Instructions were not counted: {result.instructions_unavailable}.\n")
     header = ["target", "by time", "by instructions"] if result.instructions else ["target", "by time"]
-    parts.append("\n" + table(header, _targets(result)) + "\n")
+    parts.append("\n" + table(header, _targets(result)) + "\n\n" + _reading(result))
     if result.missing_peers:
         parts.append(f"\nNot installed, so not compared: {', '.join(result.missing_peers)}.\n")
     return "".join(parts)

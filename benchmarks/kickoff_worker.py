@@ -29,9 +29,22 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from opentelemetry.util.types import AttributeValue
+
 from benchmarks.spans import provider_with_noop_export
 
 SDK_SPAN = "sdk span"
+SDK_SPAN_WITH_ATTRIBUTES = "sdk span, 6 attributes"
+WRAPPERS_ONLY = "otel-crew, wrappers only"
+# An invoke_agent span's attributes, as otel-crew sets them.
+AGENT_SPAN_ATTRIBUTES: dict[str, AttributeValue] = {
+    "gen_ai.operation.name": "invoke_agent",
+    "gen_ai.agent.name": "Researcher",
+    "gen_ai.agent.id": "0b5b8bd1-7c1e-4a3e-9a8e-3f0f3f1f2a11",
+    "crewai.task.name": "research",
+    "crewai.task.description": "Find facts about {topic}.",
+    "crewai.task.async_execution": False,
+}
 PEERS = {
     "OpenLLMetry": "opentelemetry.instrumentation.crewai",
     "OpenInference (Arize)": "openinference.instrumentation.crewai",
@@ -47,7 +60,7 @@ class InstrumentorMissingError(Exception):
 
 
 def _instrumentor(variant: str) -> Any:
-    if variant == "otel-crew":
+    if variant in ("otel-crew", WRAPPERS_ONLY):
         from otel_crew import OtelCrewInstrumentor
 
         return OtelCrewInstrumentor()
@@ -68,9 +81,11 @@ class Subject:
         self._provider = provider
         self._instrumentor: Any = None
         self._instrumented = False
-        if variant == SDK_SPAN:
+        self._options = {"unclosed_roots": False, "agentops": "off"} if variant == WRAPPERS_ONLY else {}
+        if variant in (SDK_SPAN, SDK_SPAN_WITH_ATTRIBUTES):
             tracer = provider.get_tracer("floor")
-            self.run: Callable[[], object] = lambda: tracer.start_span("floor").end()
+            attributes = AGENT_SPAN_ATTRIBUTES if variant == SDK_SPAN_WITH_ATTRIBUTES else None
+            self.run: Callable[[], object] = lambda: tracer.start_span("floor", attributes=attributes).end()
             return
         from otel_crew.demo_crews import research_crew
 
@@ -83,7 +98,7 @@ class Subject:
         if self._instrumentor is None or instrumented == self._instrumented:
             return
         if instrumented:
-            self._instrumentor.instrument(tracer_provider=self._provider)
+            self._instrumentor.instrument(tracer_provider=self._provider, **self._options)
         else:
             self._instrumentor.uninstrument()
         self._instrumented = instrumented
@@ -144,7 +159,7 @@ def _crewai_environment() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.kickoff_worker")
-    parser.add_argument("variant", choices=[*CREW_VARIANTS, SDK_SPAN])
+    parser.add_argument("variant", choices=[*CREW_VARIANTS, WRAPPERS_ONLY, SDK_SPAN, SDK_SPAN_WITH_ATTRIBUTES])
     parser.add_argument("--instructions", type=int, metavar="N", help="run N under callgrind's instrumentation")
     parser.add_argument("--instrumented", action="store_true", help="with --instructions: instrument first")
     parser.add_argument("--warmup", type=int, default=2)

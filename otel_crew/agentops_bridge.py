@@ -43,7 +43,7 @@ from opentelemetry.trace import StatusCode
 from otel_crew.agentops_export import repair_agentops_export
 from otel_crew.attributes import GEN_AI_OPERATION_NAME, OPERATION_INVOKE_WORKFLOW
 from otel_crew.lifecycle import on_fork_in_child
-from otel_crew.roots import ROOT_ATTRIBUTE, RootIndex, is_starting_root, span_key
+from otel_crew.roots import ROOT_ATTRIBUTE, RootIndex, span_key, starts_root
 from otel_crew.session_states import UNCLOSED_END_STATE, end_reason, end_state, validated_end_states
 from otel_crew.version import __version__
 
@@ -235,7 +235,8 @@ class AgentOpsSessionProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if self._agentops is None:
             return
-        if is_starting_root(span):
+        parent = span.parent
+        if starts_root(parent):
             bare_kickoff = _is_kickoff(span)
             key = span_key(span)
             root_session = _Session(root=span, key=key, opens_session=self._auto_end or not bare_kickoff)
@@ -244,7 +245,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
             if bare_kickoff:
                 self._open_session(root_session)
             return
-        session = self._index.add_child(span)
+        session = self._index.add_child(span, parent)
         if session is not None and session.trace_context is None and _is_kickoff(span):
             self._open_session(session)
 

@@ -33,5 +33,7 @@ class ContextHandoff:
                 del self._waiting[next(iter(self._waiting))]
 
     def take(self, key: Hashable) -> Context | None:
+        if not self._waiting:  # the usual case, read without the lock: a leave() for us came before our thread
+            return None
         with self._lock:
             return self._waiting.pop(key, None)

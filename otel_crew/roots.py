@@ -27,14 +27,10 @@ UNCLOSED_ATTRIBUTE = "otel_crew.root.unclosed"
 """Set to true on a root that otel-crew had to end because nobody did."""
 
 
-def _has_root_parent(span: ReadableSpan) -> bool:
-    parent = span.parent
-    return parent is None or parent.is_remote or not parent.is_valid
-
-
 def is_root(span: ReadableSpan) -> bool:
     """Whether a finished (or any) ``span`` is a root, read from the span itself."""
-    if _has_root_parent(span):
+    parent = span.parent
+    if parent is None or parent.is_remote or not parent.is_valid:
         return True
     attributes = span.attributes
     return attributes is not None and attributes.get(ROOT_ATTRIBUTE) is True
@@ -46,9 +42,11 @@ def is_root(span: ReadableSpan) -> bool:
 _starting_root: ContextVar[bool] = ContextVar("otel_crew_starting_root", default=False)
 
 
-def is_starting_root(span: ReadableSpan) -> bool:
-    """``is_root`` for a span inside ``SpanProcessor.on_start``: the hot path."""
-    return _has_root_parent(span) or _starting_root.get()
+def starts_root(parent: SpanContext | None) -> bool:
+    """``is_root`` inside ``SpanProcessor.on_start``, for a span with this
+    parent: the hot path, so the caller reads ``span.parent`` once for both
+    this and ``RootIndex.add_child``."""
+    return parent is None or parent.is_remote or not parent.is_valid or _starting_root.get()
 
 
 def start_root_span(tracer: Tracer, name: str, context: Context, attributes: Mapping[str, AttributeValue]) -> Span:
@@ -86,9 +84,8 @@ class RootIndex(Generic[RecordT]):
     def add_root(self, span: ReadableSpan, record: RecordT) -> None:
         self._record_of[span_key(span)] = record
 
-    def add_child(self, span: ReadableSpan) -> RecordT | None:
-        """Map ``span`` to its parent's root record and return that record."""
-        parent = span.parent
+    def add_child(self, span: ReadableSpan, parent: SpanContext | None) -> RecordT | None:
+        """Map ``span`` to its parent's (``span.parent``) root record and return that record."""
         if parent is None:
             return None
         record = self._record_of.get(parent.span_id)

@@ -36,10 +36,10 @@ from opentelemetry import metrics
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import SpanContext, Status, StatusCode
 
 from otel_crew.lifecycle import on_exit, on_fork_in_child
-from otel_crew.roots import UNCLOSED_ATTRIBUTE, RootIndex, is_starting_root, span_key
+from otel_crew.roots import UNCLOSED_ATTRIBUTE, RootIndex, span_key, starts_root
 from otel_crew.version import __version__
 
 __all__ = ["UnclosedRoot", "UnclosedRootProcessor"]
@@ -195,10 +195,11 @@ class UnclosedRootProcessor(SpanProcessor):
     # -- the hot path ---------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if is_starting_root(span):
-            self._start_root(span, self._clock())
+        parent = span.parent
+        if starts_root(parent):
+            self._start_root(span, parent, self._clock())
             return
-        record = self._index.add_child(span)
+        record = self._index.add_child(span, parent)
         if record is not None:
             self._touch(record, self._clock())
 
@@ -213,17 +214,16 @@ class UnclosedRootProcessor(SpanProcessor):
         self._touch(record, self._clock())
 
     @staticmethod
-    def _touch(record: _Root, now: float) -> None:
+    def _touch(record: _Root | None, now: float) -> None:
         """No lock: a float store is atomic, and the latest writer is as good
-        as any (the deadline is only recomputed when it comes due)."""
-        record.last_activity = now
-        outer = record.outer
-        while outer is not None:  # a workflow nested under a request span keeps it alive too
-            outer.last_activity = now
-            outer = outer.outer
+        as any (the deadline is only recomputed when it comes due). A workflow
+        nested under a request span keeps that root alive too."""
+        while record is not None:
+            record.last_activity = now
+            record = record.outer
 
-    def _start_root(self, span: Span, now: float) -> None:
-        outer = self._index.add_child(span) if span.parent is not None and not span.parent.is_remote else None
+    def _start_root(self, span: Span, parent: SpanContext | None, now: float) -> None:
+        outer = self._index.add_child(span, parent) if parent is not None and not parent.is_remote else None
         record = _Root(span, now, outer)
         self._index.add_root(span, record)
         dropped = None
