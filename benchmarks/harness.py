@@ -52,9 +52,21 @@ class Blocks:
         return statistics.median(a / b for a, b in zip(self.means[name], self.means[baseline], strict=True))
 
 
+def timed(run: Callable[[], object], calls: int) -> tuple[float, float]:
+    """Wall and process-CPU seconds for ``calls`` runs. The garbage collector
+    runs before, not during: its pauses are lumpy noise at this scale."""
+    gc.collect()
+    gc.disable()
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(calls):
+            run()
+        return time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        gc.enable()
+
+
 def interleave(variants: Sequence[Variant], blocks: int, calls: int, warmup: int = 1) -> Blocks:
-    """The garbage collector runs between timed stretches, not inside them:
-    its pauses are lumpy noise at this scale (documented in the report)."""
     result = Blocks({variant.name: [] for variant in variants})
     for block in range(blocks):
         shift = block % len(variants)
@@ -63,14 +75,9 @@ def interleave(variants: Sequence[Variant], blocks: int, calls: int, warmup: int
             try:
                 for _ in range(warmup):
                     variant.run()
-                gc.collect()
-                gc.disable()
-                started = time.perf_counter()
-                for _ in range(calls):
-                    variant.run()
-                result.means[variant.name].append((time.perf_counter() - started) / calls)
+                wall, _ = timed(variant.run, calls)
+                result.means[variant.name].append(wall / calls)
             finally:
-                gc.enable()
                 variant.teardown()
     return result
 

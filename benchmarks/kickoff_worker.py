@@ -17,7 +17,6 @@ only what runs between the two hooks.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import json
 import logging
@@ -25,12 +24,12 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from opentelemetry.util.types import AttributeValue
 
+from benchmarks.harness import timed
 from benchmarks.spans import provider_with_noop_export
 
 SDK_SPAN = "sdk span"
@@ -102,19 +101,6 @@ class Subject:
         else:
             self._instrumentor.uninstrument()
         self._instrumented = instrumented
-
-
-def timed(run: Callable[[], object], calls: int) -> tuple[float, float]:
-    """Wall and CPU seconds for ``calls`` runs; the garbage collector runs before, not during."""
-    gc.collect()
-    gc.disable()
-    try:
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(calls):
-            run()
-        return time.perf_counter() - wall, time.process_time() - cpu
-    finally:
-        gc.enable()
 
 
 def serve(subject: Subject, channel: TextIO) -> None:

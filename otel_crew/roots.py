@@ -27,15 +27,6 @@ UNCLOSED_ATTRIBUTE = "otel_crew.root.unclosed"
 """Set to true on a root that otel-crew had to end because nobody did."""
 
 
-def is_root(span: ReadableSpan) -> bool:
-    """Whether a finished (or any) ``span`` is a root, read from the span itself."""
-    parent = span.parent
-    if parent is None or parent.is_remote or not parent.is_valid:
-        return True
-    attributes = span.attributes
-    return attributes is not None and attributes.get(ROOT_ATTRIBUTE) is True
-
-
 # Set only while workflow() starts its outermost span: processors learn that
 # the span starting is a root without reading its attributes, a failed look-up
 # that would cost every other span about half a microsecond.
@@ -43,10 +34,18 @@ _starting_root: ContextVar[bool] = ContextVar("otel_crew_starting_root", default
 
 
 def starts_root(parent: SpanContext | None) -> bool:
-    """``is_root`` inside ``SpanProcessor.on_start``, for a span with this
-    parent: the hot path, so the caller reads ``span.parent`` once for both
-    this and ``RootIndex.add_child``."""
+    """Whether a span with this parent is a root, inside ``SpanProcessor.on_start``:
+    the hot path, so the caller reads ``span.parent`` once for both this and
+    ``RootIndex.add_child``."""
     return parent is None or parent.is_remote or not parent.is_valid or _starting_root.get()
+
+
+def is_root(span: ReadableSpan) -> bool:
+    """Whether a finished (or any) ``span`` is a root, read from the span itself."""
+    if starts_root(span.parent):
+        return True
+    attributes = span.attributes
+    return attributes is not None and attributes.get(ROOT_ATTRIBUTE) is True
 
 
 def start_root_span(tracer: Tracer, name: str, context: Context, attributes: Mapping[str, AttributeValue]) -> Span:
