@@ -200,9 +200,9 @@ def test_work_in_a_nested_workflow_keeps_the_outer_request_root_alive() -> None:
 def test_the_outermost_workflow_under_a_local_span_is_a_root_of_its_own() -> None:
     setup = Watched(idle_timeout=10, max_age=None)
     with setup.tracer.start_as_current_span("GET /report"):
-        with workflow("pipeline", tracer_provider=setup.spans.provider):
-            with workflow("inner step", tracer_provider=setup.spans.provider):
-                assert setup.processor.open_roots == 2  # the request and the pipeline; the inner one is a child
+        pipeline = workflow("pipeline", tracer_provider=setup.spans.provider)
+        with pipeline, workflow("inner step", tracer_provider=setup.spans.provider):
+            assert setup.processor.open_roots == 2  # the request and the pipeline; the inner one is a child
         assert setup.processor.open_roots == 1
     assert setup.processor.open_roots == 0
 
