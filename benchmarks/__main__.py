@@ -20,8 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     sections = []
 
     print("kickoff overhead ...", file=sys.stderr, flush=True)
-    rounds, calls, counted = (2, 1, 1) if short else (250, 5, 20)
-    sections.append(kickoff.report(kickoff.measure(rounds=rounds, calls=calls, counted_kickoffs=counted)))
+    rounds, calls, counted, profiled = (2, 1, 1, 2) if short else (250, 5, 20, 200)
+    result = kickoff.measure(rounds=rounds, calls=calls, counted_kickoffs=counted, profiled_kickoffs=profiled)
+    sections.append(kickoff.report(result))
     print("processor hot path ...", file=sys.stderr, flush=True)
     sections.append(hot_path.report(hot_path.measure(blocks=2 if short else 40)))
     print("unclosed roots at scale ...", file=sys.stderr, flush=True)

@@ -11,12 +11,15 @@ same memory layout; each variant has its own, so no peer's leftovers
 
 ``--instructions N`` runs N calls under callgrind's instrumentation instead
 and exits: ``benchmarks.instructions`` starts it under valgrind, which counts
-only what runs between the two hooks.
+only what runs between the two hooks. ``--profile N`` runs N instrumented
+calls with ``benchmarks.in_place``'s clocks and answers where the time went.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import importlib
 import json
 import logging
@@ -29,9 +32,12 @@ from typing import Any, TextIO
 
 from opentelemetry.util.types import AttributeValue
 
+from benchmarks import in_place
+from benchmarks.bare_spans import BareSpansInstrumentor
 from benchmarks.harness import timed
 from benchmarks.spans import provider_with_noop_export
 
+BARE_SPANS = "bare SDK spans"
 SDK_SPAN = "sdk span"
 SDK_SPAN_WITH_ATTRIBUTES = "sdk span, 6 attributes"
 WRAPPERS_ONLY = "otel-crew, wrappers only"
@@ -48,7 +54,7 @@ PEERS = {
     "OpenLLMetry": "opentelemetry.instrumentation.crewai",
     "OpenInference (Arize)": "openinference.instrumentation.crewai",
 }
-CREW_VARIANTS = ("bare", "otel-crew", *PEERS)
+CREW_VARIANTS = ("bare", BARE_SPANS, "otel-crew", *PEERS)
 EXIT_NOT_INSTALLED = 3
 CALLGRIND_HOOKS = "pytest_codspeed.instruments.hooks.dist_instrument_hooks"
 """pytest-codspeed's compiled module: callgrind's client requests, callable from Python."""
@@ -59,6 +65,8 @@ class InstrumentorMissingError(Exception):
 
 
 def _instrumentor(variant: str) -> Any:
+    if variant == BARE_SPANS:
+        return BareSpansInstrumentor()
     if variant in ("otel-crew", WRAPPERS_ONLY):
         from otel_crew import OtelCrewInstrumentor
 
@@ -117,19 +125,36 @@ def serve(subject: Subject, channel: TextIO) -> None:
 
 
 def count_instructions(run: Callable[[], object], calls: int) -> None:
+    """As in the timed rounds, the garbage collector runs before, not during: a
+    full collection that happens to fall inside the counted calls adds millions
+    of instructions to whichever variant it hits."""
     hooks = importlib.import_module(CALLGRIND_HOOKS)
+    gc.collect()
+    gc.disable()
+    try:
+        hooks.callgrind_start_instrumentation()
+        for _ in range(calls):
+            run()
+        hooks.callgrind_stop_instrumentation()
+    finally:
+        gc.enable()
 
-    hooks.callgrind_start_instrumentation()
-    for _ in range(calls):
-        run()
-    hooks.callgrind_stop_instrumentation()
+
+def profile(run: Callable[[], object], calls: int, clocks: in_place.Clocks, exporter: Any) -> dict[str, float]:
+    """Seconds per call in each clocked part, and spans per call, over ``calls`` runs."""
+    clocks.reset()
+    before = exporter.count
+    timed(run, calls)
+    answer = {part: total / 1e9 / calls for part, total in clocks.totals.items()}
+    return answer | {"spans": (exporter.count - before) / calls}
 
 
 def pin_to(cpu: int) -> None:
     """Every thread of this process (CrewAI's event-bus threads too) onto one core;
     threads started later inherit it from their starter."""
     for thread_id in os.listdir("/proc/self/task"):
-        os.sched_setaffinity(int(thread_id), {cpu})
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended since the listing
+            os.sched_setaffinity(int(thread_id), {cpu})
 
 
 def _crewai_environment() -> str:
@@ -148,6 +173,7 @@ def main() -> int:
     parser.add_argument("variant", choices=[*CREW_VARIANTS, WRAPPERS_ONLY, SDK_SPAN, SDK_SPAN_WITH_ATTRIBUTES])
     parser.add_argument("--instructions", type=int, metavar="N", help="run N under callgrind's instrumentation")
     parser.add_argument("--instrumented", action="store_true", help="with --instructions: instrument first")
+    parser.add_argument("--profile", type=int, metavar="N", help="run N instrumented, clocked by benchmarks.in_place")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--cpu", type=int, help="pin the process to this core once it is set up")
     arguments = parser.parse_args()
@@ -155,13 +181,16 @@ def main() -> int:
     storage = _crewai_environment()
     try:
         subject = Subject(arguments.variant)
-        subject.instrument(arguments.instrumented)
+        clocks = in_place.Clocks.install() if arguments.profile is not None else None
+        subject.instrument(arguments.instrumented or clocks is not None)
         for _ in range(arguments.warmup):
             subject.run()
         if arguments.cpu is not None:
             pin_to(arguments.cpu)
         if arguments.instructions is not None:
             count_instructions(subject.run, arguments.instructions)
+        elif clocks is not None:
+            print(json.dumps(profile(subject.run, arguments.profile, clocks, subject.exporter)), file=channel)
         else:
             serve(subject, channel)
     except InstrumentorMissingError:
