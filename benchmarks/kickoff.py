@@ -356,12 +356,14 @@ def _time_reading(result: KickoffResult) -> list[str]:
     bare_added = wall[BARE_SPANS].paired_difference("instrumented", "bare") * spans["otel-crew"] / spans[BARE_SPANS]
     profile = result.in_place[BARE_SPANS]
     in_place_span = profile[in_place.SDK] / profile["spans"]
+    clocked = in_place_span * spans["otel-crew"]
     lines = [
         f"- In place the SDK spends {us(in_place_span)} on one bare span ({in_place_span / floor:.0f}x its"
         f" tight-loop cost): between two spans\n  CrewAI runs milliseconds of Python that push the SDK's code"
         f" and data out of the caches.\n  Bare SDK spans at otel-crew's {spans['otel-crew']:.0f} points add"
         f" {us(bare_added)} to a kickoff ({bare_added / base:.2%}; {bare_added / (spans['otel-crew'] * floor):.1f}x"
-        " the tight-loop floor)."
+        f" the tight-loop floor);\n  clocked in place, the SDK's start and end of them alone take {us(clocked)}"
+        f" ({clocked / base:.2%})."
     ]
     if bare_added / base > 0.01:
         lines.append("- So by time no instrumentation that records these spans through the SDK adds under 1% here.")
