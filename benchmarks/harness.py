@@ -12,7 +12,8 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
@@ -52,18 +53,25 @@ class Blocks:
         return statistics.median(a / b for a, b in zip(self.means[name], self.means[baseline], strict=True))
 
 
-def timed(run: Callable[[], object], calls: int) -> tuple[float, float]:
-    """Wall and process-CPU seconds for ``calls`` runs. The garbage collector
-    runs before, not during: its pauses are lumpy noise at this scale."""
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The garbage collector runs before, not during: its pauses (and, under
+    callgrind, its millions of instructions) are lumpy noise at this scale."""
     gc.collect()
     gc.disable()
     try:
+        yield
+    finally:
+        gc.enable()
+
+
+def timed(run: Callable[[], object], calls: int) -> tuple[float, float]:
+    """Wall and process-CPU seconds for ``calls`` runs, the collector paused."""
+    with collector_paused():
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(calls):
             run()
         return time.perf_counter() - wall, time.process_time() - cpu
-    finally:
-        gc.enable()
 
 
 def interleave(variants: Sequence[Variant], blocks: int, calls: int, warmup: int = 1) -> Blocks:

@@ -15,11 +15,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from benchmarks import kickoff_worker
 from benchmarks.kickoff_worker import CALLGRIND_HOOKS, EXIT_NOT_INSTALLED
 
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
@@ -52,15 +52,14 @@ def _count(job: Job) -> float | None:
         "--tool=callgrind",
         "--instr-atstart=no",
         "--callgrind-out-file=/dev/null",
-        sys.executable,
-        "-m",
-        "benchmarks.kickoff_worker",
-        job.variant,
-        "--instructions",
-        str(job.calls),
-        "--warmup",
-        str(job.warmup),
-        *(["--instrumented"] if job.instrumented else []),
+        *kickoff_worker.command(
+            job.variant,
+            "--instructions",
+            str(job.calls),
+            "--warmup",
+            str(job.warmup),
+            *(["--instrumented"] if job.instrumented else []),
+        ),
     ]
     # One hash seed for all: string hashing decides dict layouts, and so a few instructions.
     environment = {**os.environ, "PYTHONHASHSEED": "0"}

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from benchmarks import in_place, instructions
+from benchmarks import in_place, instructions, kickoff_worker
 from benchmarks.harness import Blocks, ms, table, us, verdict
 from benchmarks.kickoff_worker import (
     BARE_SPANS,
@@ -78,9 +78,8 @@ class KickoffResult:
     span_hot_and_cold: tuple[float, float]  # one SDK span: in a tight loop, after evicting the caches
 
 
-def _worker_command(variant: str, cpu: int | None, *options: str) -> list[str]:
-    pin = [] if cpu is None else ["--cpu", str(cpu)]
-    return [sys.executable, "-m", "benchmarks.kickoff_worker", variant, *pin, *options]
+def _pinned_worker(variant: str, cpu: int | None, *options: str) -> list[str]:
+    return kickoff_worker.command(variant, *([] if cpu is None else ["--cpu", str(cpu)]), *options)
 
 
 class _Worker:
@@ -91,7 +90,7 @@ class _Worker:
         # Its own log, so that a failure's traceback is not lost among the others' output; closed in close().
         self._log: IO[str] = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self._process = subprocess.Popen(
-            _worker_command(variant, cpu),
+            _pinned_worker(variant, cpu),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -171,7 +170,7 @@ def _in_place(profiled_kickoffs: int) -> dict[str, dict[str, float]]:
     """Clocked kickoffs of otel-crew and of bare SDK spans, one pinned process each."""
     profiles = {}
     for variant in (BARE_SPANS, "otel-crew"):
-        command = _worker_command(variant, _benchmark_cpu(), "--profile", str(profiled_kickoffs))
+        command = _pinned_worker(variant, _benchmark_cpu(), "--profile", str(profiled_kickoffs))
         finished = subprocess.run(command, capture_output=True, text=True, check=False)
         if finished.returncode != 0:
             raise RuntimeError(f"the {variant!r} profile failed:\n{finished.stderr[-2000:]}")
@@ -271,12 +270,12 @@ def _verdicts(
     ]
     bare_spans = added.get(BARE_SPANS, 0.0)
     measurable = bare_spans > 0 and spans.get(BARE_SPANS, 0.0) > 0
-    in_place = _floor_multiple(ours, our_spans, bare_spans / spans[BARE_SPANS]) if measurable else math.nan
+    in_place_multiple = _floor_multiple(ours, our_spans, bare_spans / spans[BARE_SPANS]) if measurable else math.nan
     verdicts.append(
         (
             "... and at most 3x the floor in place (bare SDK spans at the same points)",
-            f"{in_place:.2f}x",
-            in_place <= 3 if measurable else None,
+            f"{in_place_multiple:.2f}x",
+            in_place_multiple <= 3 if measurable else None,
         )
     )
     for peer in PEERS:

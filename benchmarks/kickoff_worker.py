@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import importlib
 import json
 import logging
@@ -34,8 +33,8 @@ from opentelemetry.util.types import AttributeValue
 
 from benchmarks import in_place
 from benchmarks.bare_spans import BareSpansInstrumentor
-from benchmarks.harness import timed
-from benchmarks.spans import provider_with_noop_export
+from benchmarks.harness import collector_paused, timed
+from benchmarks.spans import CountingExporter, provider_with_noop_export
 
 BARE_SPANS = "bare SDK spans"
 SDK_SPAN = "sdk span"
@@ -58,6 +57,11 @@ CREW_VARIANTS = ("bare", BARE_SPANS, "otel-crew", *PEERS)
 EXIT_NOT_INSTALLED = 3
 CALLGRIND_HOOKS = "pytest_codspeed.instruments.hooks.dist_instrument_hooks"
 """pytest-codspeed's compiled module: callgrind's client requests, callable from Python."""
+
+
+def command(variant: str, *options: str) -> list[str]:
+    """The command line that starts this worker for ``variant``."""
+    return [sys.executable, "-m", "benchmarks.kickoff_worker", variant, *options]
 
 
 class InstrumentorMissingError(Exception):
@@ -129,18 +133,16 @@ def count_instructions(run: Callable[[], object], calls: int) -> None:
     full collection that happens to fall inside the counted calls adds millions
     of instructions to whichever variant it hits."""
     hooks = importlib.import_module(CALLGRIND_HOOKS)
-    gc.collect()
-    gc.disable()
-    try:
+    with collector_paused():
         hooks.callgrind_start_instrumentation()
         for _ in range(calls):
             run()
         hooks.callgrind_stop_instrumentation()
-    finally:
-        gc.enable()
 
 
-def profile(run: Callable[[], object], calls: int, clocks: in_place.Clocks, exporter: Any) -> dict[str, float]:
+def profile(
+    run: Callable[[], object], calls: int, clocks: in_place.Clocks, exporter: CountingExporter
+) -> dict[str, float]:
     """Seconds per call in each clocked part, and spans per call, over ``calls`` runs."""
     clocks.reset()
     before = exporter.count
