@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import Span, Tracer
 
 from otel_crew import AgentOpsSessionProcessor, UnclosedRootProcessor
-from otel_crew.wrappers import CrewWrappers
+from otel_crew.instrumentation.crew import CrewWrappers
 
 SDK = "sdk"
 PROCESSORS = "processors"

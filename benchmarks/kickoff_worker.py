@@ -98,7 +98,7 @@ class Subject:
             attributes = AGENT_SPAN_ATTRIBUTES if variant == SDK_SPAN_WITH_ATTRIBUTES else None
             self.run: Callable[[], object] = lambda: tracer.start_span("floor", attributes=attributes).end()
             return
-        from otel_crew.demo_crews import research_crew
+        from otel_crew.cli.demo_crews import research_crew
 
         logging.getLogger("otel_crew").setLevel(logging.ERROR)  # AgentOps is not initialised here: said once
         self._instrumentor = _instrumentor(variant)

@@ -10,12 +10,12 @@ Public names (stable):
 - ``configure``: a provider from the standard OTEL_* variables, instrumented.
 """
 
-from otel_crew.agentops_bridge import AgentOpsSessionProcessor
-from otel_crew.bootstrap import configure
-from otel_crew.instrumentor import OtelCrewInstrumentor
-from otel_crew.unclosed_roots import UnclosedRoot, UnclosedRootProcessor
+from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
+from otel_crew.config import configure
+from otel_crew.instrumentation.instrumentor import OtelCrewInstrumentor
+from otel_crew.roots.unclosed import UnclosedRoot, UnclosedRootProcessor
+from otel_crew.roots.workflow import workflow
 from otel_crew.version import __version__
-from otel_crew.workflow import workflow
 
 __all__ = [
     "AgentOpsSessionProcessor",

@@ -36,10 +36,8 @@ CREWAI = crewai_version()
 # The environment without CrewAI runs what needs none (workflow roots, the
 # processors, instrument()'s message); the CrewAI lines run everything.
 NEEDS_CREWAI = [
-    "test_agentops_bridge.py",
-    "test_attributes.py",
-    "test_crew_spans.py",
-    "test_instrumentor.py",
+    "agentops_sessions",
+    "instrumentation",
     "test_readme.py",
     "test_shipping.py",
 ]

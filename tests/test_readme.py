@@ -26,7 +26,7 @@ sdk_switch = os.environ.pop("OTEL_SDK_DISABLED", None)  # see conftest: CrewAI 0
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otel_crew.demo_crews import research_crew as _make_crew
+from otel_crew.cli.demo_crews import research_crew as _make_crew
 research_crew, writing_crew = _make_crew(), _make_crew(name="writing")
 provider = TracerProvider()
 _exported = InMemorySpanExporter()

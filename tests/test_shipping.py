@@ -273,7 +273,7 @@ def test_configure_builds_a_provider_from_the_variables(monkeypatch: pytest.Monk
     monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
     provider = configure(agentops="off")
     try:
-        from otel_crew.demo_crews import research_crew
+        from otel_crew.cli.demo_crews import research_crew
 
         with workflow("configured"):
             research_crew().kickoff(inputs={"topic": "a"})

@@ -1,0 +1,176 @@
+"""The allow-listed, never-raising extraction of attribute values (names: ``otel_crew.semconv``).
+
+Values are read from named fields only, never from an object's ``__dict__``:
+a model's API key lives in that ``__dict__``. Every reader swallows its own
+failures (logged at debug level) so that extraction can never break a kickoff.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from otel_crew.semconv import (
+    CREWAI_CREW_ID,
+    CREWAI_CREW_PROCESS,
+    CREWAI_KICKOFF_METHOD,
+    CREWAI_TASK_ASYNC_EXECUTION,
+    CREWAI_TASK_DESCRIPTION,
+    CREWAI_TASK_NAME,
+    GEN_AI_AGENT_ID,
+    GEN_AI_AGENT_NAME,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_TOOL_TYPE,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_WORKFLOW_NAME,
+    OPERATION_EXECUTE_TOOL,
+    OPERATION_INVOKE_AGENT,
+    OPERATION_INVOKE_WORKFLOW,
+)
+
+_LOG = logging.getLogger(__name__)
+
+
+DESCRIPTION_LIMIT = 256
+"""Task descriptions are cut to this many characters."""
+
+CONTENT_LIMIT = 4096
+"""Captured content (inputs, outputs, tool arguments) is cut to this many characters."""
+
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_SPAN_CONTENT_MODES = frozenset({"SPAN_ONLY", "SPAN_AND_EVENT", "TRUE"})
+
+
+def capture_content_from_env() -> bool:
+    """Whether the standard GenAI variable asks for content on spans."""
+    return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().upper() in _SPAN_CONTENT_MODES
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _bounded(value: Any, limit: int, depth: int = 0) -> Any:
+    """A JSON-able copy of ``value`` whose strings and containers are cut early,
+    so that a 10 MB string or a deep structure costs a bounded amount of work."""
+    if isinstance(value, str):
+        return truncate(value, limit)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if depth >= 4:
+        return "…"
+    if isinstance(value, Mapping):
+        items = list(value.items())[:64]
+        return {truncate(str(key), 128): _bounded(item, limit, depth + 1) for key, item in items}
+    if isinstance(value, (list, tuple)):
+        return [_bounded(item, limit, depth + 1) for item in value[:64]]
+    return truncate(f"<{type(value).__name__}>", limit)
+
+
+def content_text(value: Any, limit: int = CONTENT_LIMIT) -> str | None:
+    """``value`` as bounded JSON text, or None when it cannot be shown."""
+    try:
+        if isinstance(value, str):
+            return truncate(value, limit)
+        raw = getattr(value, "raw", None)
+        if isinstance(raw, str):  # CrewOutput and TaskOutput carry their text in .raw
+            return truncate(raw, limit)
+        return truncate(json.dumps(_bounded(value, limit), ensure_ascii=False), limit)
+    except Exception:  # content must never break a kickoff
+        _LOG.debug("otel-crew: could not render content", exc_info=True)
+        return None
+
+
+def safe_attributes(
+    reader: Callable[..., Mapping[str, AttributeValue | None]], *args: Any
+) -> dict[str, AttributeValue]:
+    """Run ``reader(*args)`` and keep its non-None values; never raises."""
+    try:
+        return {key: value for key, value in reader(*args).items() if value is not None}
+    except Exception:
+        _LOG.debug("otel-crew: attribute extraction failed in %s", reader.__name__, exc_info=True)
+        return {}
+
+
+def _text(value: Any, limit: int = DESCRIPTION_LIMIT) -> str | None:
+    if isinstance(value, str) and value:
+        return value if len(value) <= limit else truncate(value, limit)
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _uuid_text(identifier: uuid.UUID) -> str:
+    # CrewAI ids are UUIDs whose str() is a Python-level format: worth remembering.
+    return str(identifier)
+
+
+def _id_text(identifier: Any) -> str | None:
+    if isinstance(identifier, uuid.UUID):
+        return _uuid_text(identifier)
+    return _text(str(identifier or ""))
+
+
+def _process_name(crew: Any) -> str | None:
+    process = getattr(crew, "process", None)
+    return _text(getattr(process, "value", process))
+
+
+def crew_name(crew: Any) -> str:
+    return _text(getattr(crew, "name", None)) or "crew"
+
+
+def crew_attributes(crew: Any, method: str) -> dict[str, AttributeValue | None]:
+    return {
+        GEN_AI_OPERATION_NAME: OPERATION_INVOKE_WORKFLOW,
+        GEN_AI_WORKFLOW_NAME: crew_name(crew),
+        CREWAI_CREW_ID: _id_text(getattr(crew, "id", None)),
+        CREWAI_CREW_PROCESS: _process_name(crew),
+        CREWAI_KICKOFF_METHOD: method,
+    }
+
+
+def usage_attributes(crew: Any) -> dict[str, AttributeValue | None]:
+    usage = getattr(crew, "usage_metrics", None)
+    prompt = getattr(usage, "prompt_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
+    return {
+        GEN_AI_USAGE_INPUT_TOKENS: prompt if isinstance(prompt, int) and prompt > 0 else None,
+        GEN_AI_USAGE_OUTPUT_TOKENS: completion if isinstance(completion, int) and completion > 0 else None,
+    }
+
+
+def agent_role(agent: Any) -> str:
+    return _text(getattr(agent, "role", None)) or "agent"
+
+
+def agent_attributes(agent: Any, task: Any) -> dict[str, AttributeValue | None]:
+    return {
+        GEN_AI_OPERATION_NAME: OPERATION_INVOKE_AGENT,
+        GEN_AI_AGENT_NAME: agent_role(agent),
+        GEN_AI_AGENT_ID: _id_text(getattr(agent, "id", None)),
+        CREWAI_TASK_NAME: _text(getattr(task, "name", None)),
+        CREWAI_TASK_DESCRIPTION: _text(getattr(task, "description", None)),
+        CREWAI_TASK_ASYNC_EXECUTION: bool(getattr(task, "async_execution", False)),
+    }
+
+
+def tool_name(tool: Any) -> str:
+    return _text(getattr(tool, "name", None)) or "tool"
+
+
+def tool_attributes(tool: Any) -> dict[str, AttributeValue | None]:
+    return {
+        GEN_AI_OPERATION_NAME: OPERATION_EXECUTE_TOOL,
+        GEN_AI_TOOL_NAME: tool_name(tool),
+        GEN_AI_TOOL_TYPE: "function",
+    }

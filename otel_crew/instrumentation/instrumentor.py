@@ -1,0 +1,203 @@
+"""``OtelCrewInstrumentor``: turns CrewAI kickoffs, agent steps and tool calls into spans.
+
+``instrument()`` and ``uninstrument()`` are mirror images: every method that
+is wrapped is recorded with the exact object that stood in the class before,
+and put back as it was. The global tracer provider is never set.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+import wrapt
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.sdk.trace import SpanProcessor
+
+from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
+from otel_crew.instrumentation.agent import AgentWrappers
+from otel_crew.instrumentation.attributes import capture_content_from_env
+from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHandoff
+from otel_crew.instrumentation.crew import CrewWrappers
+from otel_crew.instrumentation.provider_order import install_first, uninstall
+from otel_crew.instrumentation.tool import ToolWrappers
+from otel_crew.roots import workflow as workflow_module
+from otel_crew.roots.unclosed import UnclosedRootProcessor
+from otel_crew.semconv import SCHEMA_URL
+from otel_crew.version import __version__
+
+__all__ = ["SUPPORTED_CREWAI", "OtelCrewInstrumentor"]
+
+_LOG = logging.getLogger(__name__)
+
+SUPPORTED_CREWAI = "crewai >= 0.102.0, < 2"
+
+_OUR_OPTIONS = frozenset(
+    {
+        "tracer_provider",
+        "meter_provider",
+        "capture_content",
+        "unclosed_roots",
+        "agentops",
+        "auto_end_session",
+        "end_states",
+    }
+)
+_AGENTOPS_MODES = ("auto", "on", "off")
+# Keywords OpenTelemetry's own tooling (opentelemetry-instrument, distros) passes.
+_TOOLING_OPTIONS = frozenset(
+    {"skip_dep_check", "raise_exception_on_conflict", "logger_provider", "event_logger_provider"}
+)
+
+
+@dataclass(frozen=True)
+class _Patch:
+    owner: type
+    name: str
+    original: Any
+
+
+def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[tuple[str, str, str, Callable[..., Any]]]:
+    """(module, class, method, wrapper) for every method we observe. A method
+    a CrewAI version lacks is skipped."""
+    handoff = ContextHandoff()
+    crews = CrewWrappers(tracer, capture_content, handoff)
+    agents = AgentWrappers(tracer, capture_content)
+    tools = ToolWrappers(tracer, capture_content)
+    carry = CarryOverWrappers(handoff)
+    entry = crews.kickoff_entry
+    task_at_1 = (1, "task")
+    return [
+        ("crewai", "Crew", "kickoff", crews.kickoff),
+        ("crewai", "Crew", "akickoff", crews.akickoff),
+        ("crewai", "Crew", "kickoff_async", entry("kickoff_async", is_async=True)),
+        ("crewai", "Crew", "kickoff_for_each", entry("kickoff_for_each", is_async=False)),
+        ("crewai", "Crew", "kickoff_for_each_async", entry("kickoff_for_each_async", is_async=True)),
+        ("crewai", "Crew", "akickoff_for_each", entry("akickoff_for_each", is_async=True)),
+        ("crewai", "Agent", "execute_task", agents.execute_task),
+        ("crewai", "Agent", "aexecute_task", agents.aexecute_task),
+        ("crewai", "Agent", "_execute_with_timeout", carry.leave_context(task_at_1)),
+        ("crewai", "Agent", "_execute_without_timeout", carry.take_context(task_at_1)),
+        ("crewai", "Task", "execute_async", carry.leave_context(None)),
+        ("crewai", "Task", "_execute_task_async", carry.take_context(None)),
+        ("crewai.tools.base_tool", "BaseTool", "run", tools.run_tool),
+        ("crewai.tools.base_tool", "BaseTool", "arun", tools.arun_tool),
+        ("crewai.tools.base_tool", "Tool", "run", tools.run_tool),
+        ("crewai.tools.base_tool", "Tool", "arun", tools.arun_tool),
+        ("crewai.tools.structured_tool", "CrewStructuredTool", "invoke", tools.run_tool),
+        ("crewai.tools.structured_tool", "CrewStructuredTool", "ainvoke", tools.arun_tool),
+    ]
+
+
+def _patch(module_name: str, class_name: str, method: str, wrapper: Callable[..., Any]) -> _Patch | None:
+    module = __import__(module_name, fromlist=[class_name])
+    owner = getattr(module, class_name, None)
+    if not isinstance(owner, type):
+        return None
+    # Only a method the class defines itself: wrapping an inherited one would
+    # leave a copy behind in the subclass after uninstrument().
+    original = vars(owner).get(method)
+    if original is None:
+        return None
+    wrapt.wrap_function_wrapper(owner, method, wrapper)
+    return _Patch(owner, method, original)
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    unknown = sorted(set(options) - _OUR_OPTIONS - _TOOLING_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"OtelCrewInstrumentor.instrument() got unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"known options: {', '.join(sorted(_OUR_OPTIONS))}"
+        )
+    capture = options.get("capture_content")
+    if capture is not None and not isinstance(capture, bool):
+        raise TypeError(f"instrument(capture_content=...): expected bool or None, got {type(capture).__name__}")
+    unclosed = options.get("unclosed_roots", True)
+    if not isinstance(unclosed, (bool, UnclosedRootProcessor)):
+        raise TypeError(f"instrument(unclosed_roots=...): expected bool or UnclosedRootProcessor, got {unclosed!r}")
+    mode = options.get("agentops", "auto")
+    if not (mode in _AGENTOPS_MODES or isinstance(mode, AgentOpsSessionProcessor)):
+        raise ValueError(
+            f"instrument(agentops=...): expected one of {', '.join(_AGENTOPS_MODES)} "
+            f"or an AgentOpsSessionProcessor, got {mode!r}"
+        )
+
+
+def _agentops_importable() -> bool:
+    return importlib.util.find_spec("agentops") is not None
+
+
+def _processors(options: dict[str, Any]) -> list[SpanProcessor]:
+    """The processors instrument() installs, in the order they should see spans."""
+    meter_provider = options.get("meter_provider")
+    chosen: list[SpanProcessor] = []
+    unclosed = options.get("unclosed_roots", True)
+    if isinstance(unclosed, UnclosedRootProcessor):
+        chosen.append(unclosed)
+    elif unclosed:
+        chosen.append(UnclosedRootProcessor(meter_provider=meter_provider))
+    mode = options.get("agentops", "auto")
+    if isinstance(mode, AgentOpsSessionProcessor):
+        chosen.append(mode)
+    elif mode == "on" or (mode == "auto" and _agentops_importable()):
+        chosen.append(
+            AgentOpsSessionProcessor(
+                auto_end_session=options.get("auto_end_session", True),
+                end_states=options.get("end_states"),
+                meter_provider=meter_provider,
+            )
+        )
+    return chosen
+
+
+class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """OpenTelemetry instrumentation for CrewAI.
+
+    Options of ``instrument()`` (all optional; the README has the table):
+    ``tracer_provider`` and ``meter_provider`` (default: the global ones),
+    ``capture_content`` (default: from
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``), ``unclosed_roots``
+    (True: an ``UnclosedRootProcessor`` with its defaults; False; or your
+    own), ``agentops`` ("auto": the session bridge when AgentOps is
+    installed; "on"; "off"; or your own ``AgentOpsSessionProcessor``),
+    ``auto_end_session`` and ``end_states`` (for the bridge it builds).
+    """
+
+    _patches: list[_Patch]
+    _processors: list[SpanProcessor]
+    _provider: trace.TracerProvider
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return (SUPPORTED_CREWAI,)
+
+    def instrument(self, **options: Any) -> Any:
+        _check_options(options)
+        return super().instrument(**options)
+
+    def _instrument(self, **options: Any) -> None:
+        provider = options.get("tracer_provider")
+        self._provider = provider if provider is not None else trace.get_tracer_provider()
+        self._processors = _processors(options)
+        for processor in reversed(self._processors):
+            install_first(self._provider, processor)
+        capture = options.get("capture_content")
+        tracer = trace.get_tracer("otel_crew", __version__, tracer_provider=provider, schema_url=SCHEMA_URL)
+        table = _method_table(tracer, capture_content_from_env() if capture is None else capture)
+        self._patches = [patch for row in table if (patch := _patch(*row)) is not None]
+        workflow_module.use_tracer_provider(provider)
+        _LOG.debug("otel-crew: instrumented %d CrewAI methods", len(self._patches))
+
+    def _uninstrument(self, **options: Any) -> None:
+        workflow_module.use_tracer_provider(None)
+        for patch in reversed(self._patches):
+            setattr(patch.owner, patch.name, patch.original)
+        self._patches = []
+        for processor in self._processors:
+            uninstall(self._provider, processor)
+            processor.shutdown()
+        self._processors = []

@@ -1,0 +1,110 @@
+"""Running a piece of work inside a span: the one scope both roots and wrappers use.
+
+The work's result and exception pass through untouched. On success the span's
+status becomes OK unless something already set one; on failure the exception
+is recorded and the status becomes ERROR, again unless set already.
+
+Parenting skips spans of *other* tracer providers. AgentOps attaches its
+session span and its own CrewAI spans to the current context, from its own
+provider; a span of ours parented on one of them would dangle in the user's
+backend. So the context also carries the last span otel-crew made current, and
+a span of ours whose current parent is foreign hangs under that one instead
+(or starts a new trace when there is none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from otel_crew.roots.definition import start_root_span
+
+_OK = Status(StatusCode.OK)
+
+
+def _settle_status(span: Span, error: BaseException | None) -> None:
+    """Record ``error`` (if any) and set ERROR or OK, unless a status is set already."""
+    if error is not None:
+        span.record_exception(error, escaped=True)
+    status = getattr(span, "status", None)  # API spans have no status to read
+    if status is None or status.status_code is StatusCode.UNSET:
+        span.set_status(_OK if error is None else Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+
+_OWN_SPAN = otel_context.create_key("otel_crew.own_span")
+
+
+def _is_foreign(span: Span, tracer: trace.Tracer) -> bool:
+    """Whether ``span`` was recorded by another SDK provider than ``tracer``'s."""
+    resource = getattr(tracer, "resource", None)  # only SDK tracers know theirs
+    if resource is None or not span.is_recording():
+        return False
+    return getattr(span, "resource", resource) is not resource
+
+
+def _parent_context(tracer: trace.Tracer, parent: Context | None) -> Context:
+    base = parent if parent is not None else otel_context.get_current()
+    if not _is_foreign(trace.get_current_span(base), tracer):
+        return base
+    own = otel_context.get_value(_OWN_SPAN, base)
+    return trace.set_span_in_context(own if isinstance(own, Span) else trace.INVALID_SPAN, base)
+
+
+class SpanScope:
+    """``with SpanScope(tracer, name, attributes) as span:`` starts ``name`` as
+    the current span (under ``parent``, else the current context) and ends it
+    however the body leaves. A class rather than a generator: it runs around
+    every span the wrappers make, and this is the cheaper protocol."""
+
+    __slots__ = ("_attributes", "_extra_context", "_name", "_parent", "_root", "_span", "_token", "_tracer")
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        name: str,
+        attributes: Mapping[str, AttributeValue],
+        parent: Context | None = None,
+        extra_context: Mapping[str, object] | None = None,
+        root: bool = False,
+    ) -> None:
+        self._tracer = tracer
+        self._name = name
+        self._attributes = attributes
+        self._parent = parent
+        self._extra_context = extra_context
+        self._root = root
+
+    def __enter__(self) -> Span:
+        base = _parent_context(self._tracer, self._parent)
+        if self._extra_context:
+            for key, value in self._extra_context.items():
+                base = otel_context.set_value(key, value, base)
+        tracer, name, attributes = self._tracer, self._name, self._attributes
+        if self._root:
+            span = start_root_span(tracer, name, base, attributes)
+        else:
+            span = tracer.start_span(name, context=base, kind=SpanKind.INTERNAL, attributes=attributes)
+        own = otel_context.set_value(_OWN_SPAN, span, base)
+        self._token = otel_context.attach(trace.set_span_in_context(span, own))
+        self._span = span
+        return span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        span = self._span
+        try:
+            if span.is_recording():
+                _settle_status(span, error)
+        finally:
+            otel_context.detach(self._token)
+            span.end()

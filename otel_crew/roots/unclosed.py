@@ -1,0 +1,444 @@
+"""``UnclosedRootProcessor``: roots left open are flagged after a timeout, and nothing leaks.
+
+A root (see ``roots.py``) that is never ended never exports whole, never ends
+its AgentOps session and stays in memory. This processor watches every root:
+
+- *idle* limit: no span started or ended in the root's trace for that long;
+- *age* limit: the root has been open for that long;
+- when either passes, the root is **flagged**, once: a warning log line, an
+  event on the still-open root span, the ``otel_crew.roots.unclosed`` counter,
+  and the user's callback;
+- optionally, a further limit later, the root is **force-ended** with status
+  ERROR and ``otel_crew.root.unclosed=true``;
+- at shutdown (and force_flush, and process exit) every open root is flagged
+  and ended, so its spans are exported.
+
+The hot path is a dict update under a short lock. Deadlines sit in a heap
+that one background thread sleeps on; an idle deadline is only recomputed
+when it comes due (activity since then pushes it further), so no tick scans
+all roots.
+"""
+
+from __future__ import annotations
+
+import atexit
+import heapq
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanContext, Status, StatusCode
+
+from otel_crew.roots.definition import RootIndex, span_key, starts_root
+from otel_crew.roots.lifecycle import on_exit, on_fork_in_child
+from otel_crew.semconv import SCHEMA_URL, UNCLOSED_ATTRIBUTE
+from otel_crew.version import __version__
+
+__all__ = ["UnclosedRoot", "UnclosedRootProcessor"]
+
+_LOG = logging.getLogger(__name__)
+
+DEFAULT_IDLE_TIMEOUT = 15 * 60.0
+"""Seconds with no span started or ended in a root's trace before it is flagged."""
+DEFAULT_MAX_AGE = 4 * 60 * 60.0
+"""Seconds a root may stay open at all before it is flagged."""
+DEFAULT_MAX_TRACKED_ROOTS = 10_000
+"""Open roots watched at once; past this the oldest is flagged and dropped."""
+
+FLAG_EVENT = "otel_crew.root.unclosed"
+
+COALESCE_SECONDS = 0.05
+"""The watcher wakes this long after the earliest deadline, so that deadlines
+close together (100,000 roots opened in one burst) are handled in one pass,
+not one wake-up each."""
+
+
+@dataclass(frozen=True)
+class UnclosedRoot:
+    """What the callback is told about a flagged root."""
+
+    name: str
+    trace_id: str
+    span_id: str
+    age_seconds: float
+    idle_seconds: float
+    open_children: int | None  # None where counting would cost a scan per root (the cap's drops)
+    reason: str
+    span: Span
+
+
+class _Root:
+    """One open root: a small fixed record."""
+
+    __slots__ = (
+        "ended",
+        "flagged_at",
+        "heap_entry",
+        "key",
+        "last_activity",
+        "outer",
+        "span",
+        "started",
+    )
+
+    def __init__(self, span: Span, now: float, outer: _Root | None) -> None:
+        self.span = span
+        self.key = span_key(span)
+        self.started = now
+        self.last_activity = now
+        self.flagged_at: float | None = None
+        self.ended = False
+        self.heap_entry: int | None = None  # sequence number of its live heap entry
+        self.outer = outer  # the root this one nests in (a workflow under a request span)
+
+
+_NAME = "UnclosedRootProcessor"
+
+
+def _optional_seconds(option: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{_NAME}({option}=...): expected seconds or None, got {value!r}")
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"{_NAME}({option}=...): must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _require_callable(option: str, value: object, optional: bool) -> None:
+    if not callable(value) and not (optional and value is None):
+        raise TypeError(f"{_NAME}({option}=...): expected a callable, got {value!r}")
+
+
+class UnclosedRootProcessor(SpanProcessor):
+    """Flags roots left open; optionally ends them; ends them all at shutdown.
+
+    Args:
+        idle_timeout: seconds with no span started or ended in the root's
+            trace before flagging (None: no idle limit).
+        max_age: seconds since the root started before flagging (None: no
+            age limit).
+        force_end_after: seconds after flagging to end the root with ERROR
+            (None: never; shutdown still ends it).
+        on_unclosed: called once per flagged root with an ``UnclosedRoot``;
+            its exceptions are logged and contained.
+        max_tracked_roots: open roots watched at once; past it the oldest is
+            flagged and no longer watched (counted in ``otel_crew.roots.dropped``).
+        end_roots_on_flush: also end open roots on ``force_flush`` (as at shutdown).
+        meter_provider: where the counters go (default: the global one).
+        clock: monotonic seconds; replaceable in tests.
+    """
+
+    def __init__(
+        self,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_age: float | None = DEFAULT_MAX_AGE,
+        force_end_after: float | None = None,
+        on_unclosed: Callable[[UnclosedRoot], Any] | None = None,
+        max_tracked_roots: int = DEFAULT_MAX_TRACKED_ROOTS,
+        end_roots_on_flush: bool = True,
+        meter_provider: MeterProvider | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._idle = _optional_seconds("idle_timeout", idle_timeout)
+        self._max_age = _optional_seconds("max_age", max_age)
+        self._force_end_after = _optional_seconds("force_end_after", force_end_after)
+        _require_callable("on_unclosed", on_unclosed, optional=True)
+        _require_callable("clock", clock, optional=False)
+        if isinstance(max_tracked_roots, bool) or not isinstance(max_tracked_roots, int) or max_tracked_roots < 1:
+            raise ValueError(f"{_NAME}(max_tracked_roots=...): expected a positive int, got {max_tracked_roots!r}")
+        self._on_unclosed = on_unclosed
+        self._max_tracked = max_tracked_roots
+        self._end_on_flush = end_roots_on_flush
+        self._clock = clock
+        meter = metrics.get_meter("otel_crew", __version__, meter_provider=meter_provider, schema_url=SCHEMA_URL)
+        self._flagged_counter = meter.create_counter(
+            "otel_crew.roots.unclosed", unit="{root}", description="Roots flagged as left open"
+        )
+        # Observed at collection time: no metric work per root on the hot path.
+        meter.create_observable_up_down_counter(
+            "otel_crew.roots.open",
+            callbacks=[self._observe_open_roots],
+            unit="{root}",
+            description="Roots open now",
+        )
+        self._dropped_counter = meter.create_counter(
+            "otel_crew.roots.dropped", unit="{root}", description="Open roots no longer watched (cap reached)"
+        )
+        self._reset_state()
+        self._shut_down = False
+        self._exit_hook = on_exit(self._end_all_at_exit)
+        on_fork_in_child(self._reset_state)
+
+    def _reset_state(self) -> None:
+        """Fresh state: at construction, and in a forked child (which tracks
+        only its own roots and starts its own worker when it needs one)."""
+        self._lock = threading.Lock()
+        self._polling = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._roots: dict[int, _Root] = {}
+        self._index: RootIndex[_Root] = RootIndex()
+        self._deadlines: list[tuple[float, int, _Root]] = []
+        self._stale_deadlines = 0
+        self._sequence = itertools.count()
+        self._worker: threading.Thread | None = None
+        self._stopping = False
+
+    # -- the hot path ---------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        parent = span.parent
+        if starts_root(parent):
+            self._start_root(span, parent, self._clock())
+            return
+        record = self._index.add_child(span, parent)
+        if record is not None:
+            self._touch(record, self._clock())
+
+    def on_end(self, span: ReadableSpan) -> None:
+        key = span_key(span)
+        record = self._index.remove(key)
+        if record is None:
+            return
+        if record.key == key:  # on_end gets a snapshot, not the span itself
+            self._end_root(record)
+            return
+        self._touch(record, self._clock())
+
+    @staticmethod
+    def _touch(record: _Root | None, now: float) -> None:
+        """No lock: a float store is atomic, and the latest writer is as good
+        as any (the deadline is only recomputed when it comes due). A workflow
+        nested under a request span keeps that root alive too."""
+        while record is not None:
+            record.last_activity = now
+            record = record.outer
+
+    def _start_root(self, span: Span, parent: SpanContext | None, now: float) -> None:
+        outer = self._index.add_child(span, parent) if parent is not None and not parent.is_remote else None
+        record = _Root(span, now, outer)
+        self._index.add_root(span, record)
+        dropped = None
+        with self._lock:
+            self._roots[record.key] = record
+            if len(self._roots) > self._max_tracked:
+                dropped = self._roots.pop(next(iter(self._roots)))
+                self._forget(dropped)
+            self._schedule(record)
+            if self._worker is None and not self._shut_down:
+                self._start_worker()
+        if dropped is not None:
+            self._dropped_counter.add(1)
+            self._flag(dropped, self._clock(), "too many open roots; no longer watched", None)
+
+    def _end_root(self, record: _Root) -> None:
+        with self._lock:
+            if self._roots.pop(record.key, None) is None:
+                return  # dropped already, or ended by us before
+            self._forget(record)
+
+    def _forget(self, record: _Root) -> None:
+        """Under the lock: the record is done; its heap entry goes stale."""
+        record.ended = True
+        if record.heap_entry is not None:
+            record.heap_entry = None
+            self._stale_deadlines += 1
+            if self._stale_deadlines > 1024 and self._stale_deadlines * 2 > len(self._deadlines):
+                self._deadlines = [entry for entry in self._deadlines if entry[2].heap_entry == entry[1]]
+                heapq.heapify(self._deadlines)
+                self._stale_deadlines = 0
+
+    # -- deadlines ------------------------------------------------------------
+
+    def _deadline_of(self, record: _Root) -> float | None:
+        if record.flagged_at is not None:
+            return None if self._force_end_after is None else record.flagged_at + self._force_end_after
+        limits = []
+        if self._idle is not None:
+            limits.append(record.last_activity + self._idle)
+        if self._max_age is not None:
+            limits.append(record.started + self._max_age)
+        return min(limits) if limits else None
+
+    def _schedule(self, record: _Root) -> None:
+        """Under the lock: push the record's next deadline, waking the worker if
+        it is now the earliest."""
+        deadline = self._deadline_of(record)
+        if deadline is None:
+            return
+        sequence = next(self._sequence)
+        record.heap_entry = sequence
+        heapq.heappush(self._deadlines, (deadline, sequence, record))
+        if self._deadlines[0][1] == sequence:
+            self._wakeup.notify()
+
+    def _take_due(self, now: float) -> list[_Root]:
+        """Under the lock: pop the records whose deadline has truly passed."""
+        due = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, sequence, record = heapq.heappop(self._deadlines)
+            if record.heap_entry != sequence:
+                self._stale_deadlines = max(0, self._stale_deadlines - 1)
+                continue
+            record.heap_entry = None
+            deadline = self._deadline_of(record)
+            if deadline is not None and deadline > now:
+                self._schedule(record)  # activity moved the idle deadline on
+            elif deadline is not None:
+                due.append(record)
+        return due
+
+    def poll(self) -> int:
+        """Flag (or force-end) every root whose deadline has passed; return how
+        many. The worker thread calls this; tests with a fake clock may too
+        (one poll at a time: when it returns, what was due is done)."""
+        with self._polling:
+            return self._poll_once()
+
+    def _poll_once(self) -> int:
+        now = self._clock()
+        with self._lock:
+            due = self._take_due(now)
+        children = self._index.count_children(due) if due else {}
+        for record in due:
+            if record.flagged_at is None:
+                self._flag(record, now, self._why(record, now), children.get(id(record), 0))
+                with self._lock:
+                    if not record.ended:
+                        self._schedule(record)
+            else:
+                self._force_end(record, f"root span was never closed; ended {self._force_end_after:g}s after flagging")
+        return len(due)
+
+    def _why(self, record: _Root, now: float) -> str:
+        if self._idle is None or (self._max_age is not None and record.started + self._max_age <= now):
+            return f"open longer than max_age={self._max_age:g}s"
+        return f"idle longer than idle_timeout={self._idle:g}s"
+
+    # -- the worker -------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        self._worker = threading.Thread(target=self._work, name="otel-crew-unclosed-roots", daemon=True)
+        self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+                if not self._deadlines:
+                    self._wakeup.wait()
+                    continue
+                delay = self._deadlines[0][0] + COALESCE_SECONDS - self._clock()
+                if delay > 0:
+                    self._wakeup.wait(delay)
+                    continue
+            self.poll()
+
+    # -- flag and end -------------------------------------------------------------
+
+    def _flag(self, record: _Root, now: float, reason: str, open_children: int | None) -> None:
+        record.flagged_at = now
+        span = record.span
+        context = span.get_span_context()
+        info = UnclosedRoot(
+            name=span.name,
+            trace_id=f"{context.trace_id:032x}",
+            span_id=f"{context.span_id:016x}",
+            age_seconds=now - record.started,
+            idle_seconds=now - record.last_activity,
+            open_children=open_children,
+            reason=reason,
+            span=span,
+        )
+        _LOG.warning(
+            "otel-crew: root span %r (trace %s) is still open: %s (age %.1fs, idle %.1fs, %s open children)",
+            info.name,
+            info.trace_id,
+            reason,
+            info.age_seconds,
+            info.idle_seconds,
+            "?" if open_children is None else open_children,
+        )
+        event: dict[str, str | float | int] = {
+            "otel_crew.reason": reason,
+            "otel_crew.age_s": info.age_seconds,
+            "otel_crew.idle_s": info.idle_seconds,
+        }
+        if open_children is not None:
+            event["otel_crew.open_children"] = open_children
+        span.add_event(FLAG_EVENT, event)
+        self._flagged_counter.add(1)
+        if self._on_unclosed is not None:
+            try:
+                self._on_unclosed(info)
+            except Exception:
+                _LOG.exception("otel-crew: the on_unclosed callback raised (contained)")
+
+    def _force_end(self, record: _Root, description: str) -> None:
+        span = record.span
+        if not span.is_recording():
+            return  # the user ended it in the meantime
+        span.set_attribute(UNCLOSED_ATTRIBUTE, True)
+        span.set_status(Status(StatusCode.ERROR, description))
+        span.end()  # on_end forgets the record
+
+    def _end_all_open(self, why: str) -> int:
+        """Flag (if not yet) and end every open root; return how many."""
+        with self._lock:
+            open_roots = list(self._roots.values())
+        now = self._clock()
+        children = self._index.count_children(open_roots) if open_roots else {}
+        for record in open_roots:
+            if record.flagged_at is None:
+                self._flag(record, now, why, children.get(id(record), 0))
+            self._force_end(record, f"root span was never closed; ended by otel-crew at {why}")
+        return len(open_roots)
+
+    def _end_all_at_exit(self) -> None:
+        if not self._shut_down:
+            self._end_all_open("process exit")
+
+    # -- SpanProcessor lifecycle --------------------------------------------------
+
+    def shutdown(self) -> None:
+        if self._shut_down:
+            return
+        self._end_all_open("shutdown")
+        self._shut_down = True
+        with self._lock:
+            self._stopping = True
+            self._wakeup.notify_all()
+            worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=5)
+        atexit.unregister(self._exit_hook)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        if self._end_on_flush and not self._shut_down:
+            self._end_all_open("force_flush")
+        return True
+
+    def _observe_open_roots(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(len(self._roots))
+
+    # -- introspection (tests, doctor, benchmarks) ------------------------------
+
+    @property
+    def open_roots(self) -> int:
+        """How many roots are watched now."""
+        return len(self._roots)
+
+    @property
+    def index_size(self) -> int:
+        """How many open spans are mapped to a root (bookkeeping size)."""
+        return len(self._index)
