@@ -122,22 +122,81 @@ def test_scale_out_agent_balances_by_trace_id_onto_the_gateways() -> None:
     assert "tail_sampling" in gateway["service"]["pipelines"]["traces"]["processors"]
 
 
-@pytest.mark.parametrize(
-    ("key", "dropped"),
-    [
-        ("OPENAI_API_KEY", True),
-        ("llm.api_key", True),
-        ("http.request.header.authorization", True),
-        ("db.password", True),
-        ("session_token", True),
-        ("gen_ai.agent.name", False),
-        ("gen_ai.usage.input_tokens", True),  # "token" in the name: dropped, by design of a name rule
-        ("crewai.task.description", False),
-    ],
-)
-def test_credential_attribute_names_are_dropped(key: str, dropped: bool) -> None:
-    (action,) = load(MAIN_CONFIG)["processors"]["attributes/drop_credentials"]["actions"]
-    assert bool(re.fullmatch(action["pattern"], key)) is dropped
+CREDENTIAL_NAMES = [
+    "OPENAI_API_KEY",
+    "llm.api_key",
+    "x-api-key",
+    "http.request.header.authorization",
+    "http.request.header.proxy-authorization",
+    "http.request.header.cookie",
+    "http.response.header.set-cookie",
+    "db.password",
+    "smtp.passwd",
+    "client_secret",
+    "AWS_SECRET_ACCESS_KEY",
+    "gcp.credentials",
+    "ssh.private_key",
+    "session_token",
+    "access_token",
+    "oauth.refresh_token",
+    "auth_token",
+    "http.request.header.x-auth-token",
+    "bearer.token",
+    "GITHUB_TOKEN",
+    "id_token",
+    "agentops.token",
+    "token",
+]
+TOKEN_COUNTS_AND_OTHER_NAMES = [
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.reasoning_tokens",
+    "gen_ai.usage.total_tokens",
+    "gen_ai.request.max_tokens",
+    "gen_ai.token.type",
+    "llm.usage.total_tokens",
+    "llm.token_count.prompt",
+    "llm.token_count.completion",
+    "llm.token_count.total",
+    "crewai.usage.prompt_tokens",
+    "crewai.usage.successful_requests",
+    "total_tokens",
+    "tokenizer.name",
+    "gen_ai.agent.name",
+    "gen_ai.workflow.name",
+    "crewai.task.description",
+    "session.id",
+    "http.request.header.content-type",
+]
+
+
+def credential_delete_patterns() -> list[tuple[str, str]]:
+    """(config, pattern) of every name-pattern delete in the Collector configs."""
+    found = []
+    for path in COLLECTOR_CONFIGS:
+        for name, processor in load(path).get("processors", {}).items():
+            if name.split("/")[0] == "attributes":
+                for action in processor["actions"]:
+                    if action["action"] == "delete" and "pattern" in action:
+                        found.append((str(path.relative_to(ROOT)), action["pattern"]))
+    return found
+
+
+def test_every_config_that_receives_from_apps_drops_credentials_by_name() -> None:
+    configs = {config for config, _ in credential_delete_patterns()}
+    assert configs == {"collector/otelcol-config.yaml", "collector/scale-out/agent.yaml"}
+
+
+@pytest.mark.parametrize(("config", "pattern"), credential_delete_patterns())
+def test_credential_names_are_dropped_and_token_counts_kept(config: str, pattern: str) -> None:
+    # The attributes processor tests keys with Go's regexp MatchString:
+    # RE2 syntax, unanchored. These patterns use only syntax RE2 and Python
+    # agree on (no look-around, no back-references), so re.search is faithful.
+    assert not re.search(r"\(\?[=!<]|\\[1-9]", pattern), f"{config}: not RE2 syntax"
+    dropped = [name for name in CREDENTIAL_NAMES + TOKEN_COUNTS_AND_OTHER_NAMES if re.search(pattern, name)]
+    assert dropped == CREDENTIAL_NAMES, config
 
 
 def test_credential_looking_values_are_masked() -> None:
