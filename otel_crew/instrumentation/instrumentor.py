@@ -2,18 +2,21 @@
 
 ``instrument()`` and ``uninstrument()`` are mirror images: every method that
 is wrapped is recorded with the exact object that stood in the class before,
-and put back as it was. The global tracer provider is never set.
+and put back as it was. ``instrument()`` is all-or-nothing: when any step
+fails, what it had done is undone, one warning says why, and CrewAI runs
+untouched. Unknown options are warned about, never refused (the convention of
+OpenTelemetry instrumentors, whose tooling may pass more). The global tracer
+provider is never set.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import logging
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any
 
-import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.sdk.trace import SpanProcessor
@@ -23,6 +26,7 @@ from otel_crew.instrumentation.agent import AgentWrappers
 from otel_crew.instrumentation.attributes import capture_content_from_env
 from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHandoff
 from otel_crew.instrumentation.crew import CrewWrappers
+from otel_crew.instrumentation.patches import Patch, PatchError, Row, apply, report_missing
 from otel_crew.instrumentation.provider_order import install_first, uninstall
 from otel_crew.instrumentation.tool import ToolWrappers
 from otel_crew.roots import workflow as workflow_module
@@ -53,17 +57,22 @@ _TOOLING_OPTIONS = frozenset(
     {"skip_dep_check", "raise_exception_on_conflict", "logger_provider", "event_logger_provider"}
 )
 
+# Rows of the table that older supported CrewAI lines lack, with the first
+# line known to have them: their absence there is said at INFO, not WARNING.
+_ADDED_IN = {
+    "Crew.akickoff": "1.0",
+    "Crew.akickoff_for_each": "1.0",
+    "Agent.aexecute_task": "1.0",
+    "BaseTool.arun": "1.0",
+    "Tool.arun": "1.0",
+    "Agent._execute_with_timeout": "0.130",
+    "Agent._execute_without_timeout": "0.130",
+}
 
-@dataclass(frozen=True)
-class _Patch:
-    owner: type
-    name: str
-    original: Any
 
-
-def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[tuple[str, str, str, Callable[..., Any]]]:
+def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[Row]:
     """(module, class, method, wrapper) for every method we observe. A method
-    a CrewAI version lacks is skipped."""
+    a CrewAI version lacks is skipped, and named (patches.report_missing)."""
     handoff = ContextHandoff()
     crews = CrewWrappers(tracer, capture_content, handoff)
     agents = AgentWrappers(tracer, capture_content)
@@ -93,27 +102,20 @@ def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[tuple[str
     ]
 
 
-def _patch(module_name: str, class_name: str, method: str, wrapper: Callable[..., Any]) -> _Patch | None:
-    module = __import__(module_name, fromlist=[class_name])
-    owner = getattr(module, class_name, None)
-    if not isinstance(owner, type):
-        return None
-    # Only a method the class defines itself: wrapping an inherited one would
-    # leave a copy behind in the subclass after uninstrument().
-    original = vars(owner).get(method)
-    if original is None:
-        return None
-    wrapt.wrap_function_wrapper(owner, method, wrapper)
-    return _Patch(owner, method, original)
+class _UndoneError(Exception):
+    """instrument() failed part way; it undid what it had done and said why."""
+
+
+def _warn_unknown_options(options: dict[str, Any]) -> None:
+    known = sorted(_OUR_OPTIONS | _TOOLING_OPTIONS)
+    for name in sorted(set(options) - _OUR_OPTIONS - _TOOLING_OPTIONS):
+        closest = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {closest[0]!r}?)" if closest else f"; known options: {', '.join(sorted(_OUR_OPTIONS))}"
+        _LOG.warning("otel-crew: instrument() ignores the unknown option %r%s", name, hint)
 
 
 def _check_options(options: dict[str, Any]) -> None:
-    unknown = sorted(set(options) - _OUR_OPTIONS - _TOOLING_OPTIONS)
-    if unknown:
-        raise TypeError(
-            f"OtelCrewInstrumentor.instrument() got unknown option(s) {', '.join(map(repr, unknown))}; "
-            f"known options: {', '.join(sorted(_OUR_OPTIONS))}"
-        )
+    _warn_unknown_options(options)
     capture = options.get("capture_content")
     if capture is not None and not isinstance(capture, bool):
         raise TypeError(f"instrument(capture_content=...): expected bool or None, got {type(capture).__name__}")
@@ -168,7 +170,7 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     ``auto_end_session`` and ``end_states`` (for the bridge it builds).
     """
 
-    _patches: list[_Patch]
+    _patches: list[Patch]
     _processors: list[SpanProcessor]
     _provider: trace.TracerProvider
 
@@ -177,25 +179,47 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def instrument(self, **options: Any) -> Any:
         _check_options(options)
-        return super().instrument(**options)
+        try:
+            return super().instrument(**options)
+        except _UndoneError:
+            return None
 
     def _instrument(self, **options: Any) -> None:
         provider = options.get("tracer_provider")
         self._provider = provider if provider is not None else trace.get_tracer_provider()
-        self._processors = _processors(options)
-        for processor in reversed(self._processors):
+        self._processors = []
+        self._patches = []
+        try:
+            self._install(provider, options)
+        except Exception as error:
+            self._uninstrument()
+            failed = f"wrapping {error}" if isinstance(error, PatchError) else "installing"
+            cause = error.__cause__ if isinstance(error, PatchError) else error
+            _LOG.warning(
+                "otel-crew: instrument() failed %s (%s: %s); everything it had done is undone and CrewAI runs untraced",
+                failed,
+                type(cause).__qualname__,
+                cause,
+            )
+            raise _UndoneError from error
+        _LOG.debug("otel-crew: instrumented %d methods", len(self._patches))
+
+    def _install(self, provider: trace.TracerProvider | None, options: dict[str, Any]) -> None:
+        """Each step records what it did before the next starts, for _uninstrument to undo."""
+        for processor in reversed(_processors(options)):
             install_first(self._provider, processor)
+            self._processors.insert(0, processor)
         capture = options.get("capture_content")
         tracer = trace.get_tracer("otel_crew", __version__, tracer_provider=provider, schema_url=SCHEMA_URL)
         table = _method_table(tracer, capture_content_from_env() if capture is None else capture)
-        self._patches = [patch for row in table if (patch := _patch(*row)) is not None]
+        missing = apply(table, self._patches)
         workflow_module.use_tracer_provider(provider)
-        _LOG.debug("otel-crew: instrumented %d CrewAI methods", len(self._patches))
+        report_missing(missing, _ADDED_IN)
 
     def _uninstrument(self, **options: Any) -> None:
         workflow_module.use_tracer_provider(None)
         for patch in reversed(self._patches):
-            setattr(patch.owner, patch.name, patch.original)
+            patch.undo()
         self._patches = []
         for processor in self._processors:
             uninstall(self._provider, processor)

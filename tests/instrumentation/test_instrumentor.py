@@ -9,14 +9,15 @@ import textwrap
 from importlib.metadata import entry_points, version
 
 import pytest
-from conftest import Spans
+from conftest import CREWAI, Spans, instrumenting
 from crewai import Agent, Crew, Task
 from crewai.tools import BaseTool
 from crewai.tools.structured_tool import CrewStructuredTool
 from opentelemetry import trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from otel_crew import OtelCrewInstrumentor
+from otel_crew import OtelCrewInstrumentor, workflow
 from otel_crew.cli.demo_crews import research_crew
 from otel_crew.instrumentation import instrumentor
 
@@ -69,12 +70,111 @@ def test_never_sets_the_global_tracer_provider(instrumented: Spans) -> None:
     assert instrumented.named("invoke_workflow research")
 
 
-def test_misspelled_option_is_named() -> None:
-    with pytest.raises(TypeError, match=r"unknown option\(s\) 'tracer_provder'"):
-        OtelCrewInstrumentor().instrument(tracer_provder=None)
+def test_unknown_option_is_warned_about_with_the_closest_known_one(
+    spans: Spans, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING), instrumenting(spans, capture_contnet=False, shiny=1):
+        research_crew().kickoff(inputs={"topic": "x"})
+    warnings = [record.getMessage() for record in caplog.records if "unknown option" in record.getMessage()]
+    assert warnings == [
+        "otel-crew: instrument() ignores the unknown option 'capture_contnet' (did you mean 'capture_content'?)",
+        "otel-crew: instrument() ignores the unknown option 'shiny'; known options: agentops, auto_end_session, "
+        "capture_content, end_states, meter_provider, tracer_provider, unclosed_roots",
+    ]
+    assert len(spans.named("invoke_workflow research")) == 1
+
+
+def test_a_known_option_of_the_wrong_type_is_refused_at_the_call() -> None:
     with pytest.raises(TypeError, match="capture_content"):
         OtelCrewInstrumentor().instrument(capture_content="yes")
+    with pytest.raises(ValueError, match="agentops"):
+        OtelCrewInstrumentor().instrument(agentops="sometimes")
     assert not OtelCrewInstrumentor().is_instrumented_by_opentelemetry
+
+
+def unwrappable(cls: type, method: str) -> type:
+    """A subclass of ``cls`` defining ``method`` whose class refuses to have it replaced."""
+
+    class Refusing(type(cls)):  # type: ignore[misc]
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == method:
+                raise AttributeError(f"{method} is read-only here")
+            super().__setattr__(name, value)
+
+    return Refusing(cls.__name__, (cls,), {method: vars(cls)[method], "__module__": cls.__module__})
+
+
+def test_a_patch_that_fails_undoes_everything_and_crewai_runs_untouched(
+    spans: Spans, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from crewai.tools import structured_tool
+
+    # The table's last row cannot be applied: every row before it was, and must be undone.
+    refusing = unwrappable(CrewStructuredTool, "ainvoke")
+    monkeypatch.setattr(structured_tool, "CrewStructuredTool", refusing)
+    classes = [owner for owner, _ in OBSERVED] + [W3CBaggagePropagator]
+    everything_before = {owner: dict(vars(owner)) for owner in classes}
+    processors_before = spans.provider._active_span_processor._span_processors
+    with caplog.at_level(logging.WARNING):
+        assert OtelCrewInstrumentor().instrument(tracer_provider=spans.provider) is None
+    warnings = [record.getMessage() for record in caplog.records if record.name == instrumentor.__name__]
+    assert warnings == [
+        "otel-crew: instrument() failed wrapping CrewStructuredTool.ainvoke (AttributeError: ainvoke is read-only "
+        "here); everything it had done is undone and CrewAI runs untraced"
+    ]
+    assert not OtelCrewInstrumentor().is_instrumented_by_opentelemetry
+    for owner, members in everything_before.items():
+        assert dict(vars(owner)) == members, owner
+    assert spans.provider._active_span_processor._span_processors == processors_before
+    result = research_crew().kickoff(inputs={"topic": "x"})
+    with workflow("untraced"):
+        pass
+    assert result.raw.startswith("report")
+    assert spans.finished() == []
+    # Nothing is left half-done: the next instrument() starts clean and works.
+    monkeypatch.undo()
+    with instrumenting(spans):
+        research_crew().kickoff(inputs={"topic": "x"})
+    assert len(spans.named("invoke_workflow research")) == 1
+
+
+def missing_method_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    return [(record.levelno, record.getMessage()) for record in caplog.records if " has no " in record.getMessage()]
+
+
+def test_a_method_the_installed_crewai_lacks_is_named_in_one_warning(
+    spans: Spans, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delattr(Crew, "kickoff_for_each_async")
+    monkeypatch.delattr(Task, "execute_async")
+    with caplog.at_level(logging.INFO), instrumenting(spans):
+        research_crew().kickoff(inputs={"topic": "x"})
+    warnings = [message for level, message in missing_method_lines(caplog) if level == logging.WARNING]
+    assert warnings == [
+        f"otel-crew: CrewAI {version('crewai')} has no Crew.kickoff_for_each_async, Task.execute_async, which "
+        "otel-crew wraps; calls through them will not be traced"
+    ]
+    assert len(spans.named("invoke_workflow research")) == 1
+
+
+@pytest.mark.skipif(CREWAI is None or CREWAI < (1,), reason="every row of the table exists on CrewAI 1.x")
+def test_on_the_latest_crewai_every_method_of_the_table_exists(spans: Spans, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO), instrumenting(spans):
+        pass
+    assert missing_method_lines(caplog) == []
+
+
+@pytest.mark.skipif(CREWAI is None or CREWAI >= (1,), reason="the 0.x lines lack the 1.x async methods")
+def test_methods_older_crewai_lines_lack_by_design_are_said_once_at_info(
+    spans: Spans, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO), instrumenting(spans):
+        research_crew().kickoff(inputs={"topic": "x"})
+    ((level, message),) = missing_method_lines(caplog)
+    assert level == logging.INFO
+    assert message.startswith(f"otel-crew: CrewAI {version('crewai')} has no Crew.akickoff, Crew.akickoff_for_each, ")
+    assert "Tool.run" not in message  # inherited from BaseTool.run, which is wrapped
+    assert len(spans.named("execute_tool word_count")) == 1
 
 
 def test_opentelemetry_tooling_keywords_are_accepted(spans: Spans) -> None:
