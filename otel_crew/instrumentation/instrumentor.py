@@ -22,6 +22,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.sdk.trace import SpanProcessor
 
 from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
+from otel_crew.instrumentation import baggage_guard
 from otel_crew.instrumentation.agent import AgentWrappers
 from otel_crew.instrumentation.attributes import capture_content_from_env
 from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHandoff
@@ -213,6 +214,7 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         tracer = trace.get_tracer("otel_crew", __version__, tracer_provider=provider, schema_url=SCHEMA_URL)
         table = _method_table(tracer, capture_content_from_env() if capture is None else capture)
         missing = apply(table, self._patches)
+        self._patches.append(baggage_guard.install())
         workflow_module.use_tracer_provider(provider)
         report_missing(missing, _ADDED_IN)
 
