@@ -1,7 +1,7 @@
 """``OtelCrewInstrumentor``: turns CrewAI kickoffs, agent steps and tool calls into spans.
 
 ``instrument()`` and ``uninstrument()`` are mirror images: every method that
-is wrapped is recorded with the exact object that stood in the class before,
+is wrapped (``patching.py``) is recorded with the exact object that stood in the class before,
 and put back as it was. The global tracer provider is never set.
 """
 
@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any
 
-import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.sdk.trace import SpanProcessor
 
 from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
+from otel_crew.instrumentation import patching
 from otel_crew.instrumentation.agent import AgentWrappers
 from otel_crew.instrumentation.attributes import capture_content_from_env
 from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHandoff
 from otel_crew.instrumentation.crew import CrewWrappers
+from otel_crew.instrumentation.patching import Patch, Wrapper
 from otel_crew.instrumentation.provider_order import install_first, uninstall
 from otel_crew.instrumentation.tool import ToolWrappers
 from otel_crew.roots import workflow as workflow_module
@@ -54,14 +54,7 @@ _TOOLING_OPTIONS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class _Patch:
-    owner: type
-    name: str
-    original: Any
-
-
-def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[tuple[str, str, str, Callable[..., Any]]]:
+def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[tuple[str, str, str, Wrapper]]:
     """(module, class, method, wrapper) for every method we observe. A method
     a CrewAI version lacks is skipped."""
     handoff = ContextHandoff()
@@ -93,18 +86,10 @@ def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[tuple[str
     ]
 
 
-def _patch(module_name: str, class_name: str, method: str, wrapper: Callable[..., Any]) -> _Patch | None:
+def _patch(module_name: str, class_name: str, method: str, wrapper: Wrapper) -> Patch | None:
     module = __import__(module_name, fromlist=[class_name])
     owner = getattr(module, class_name, None)
-    if not isinstance(owner, type):
-        return None
-    # Only a method the class defines itself: wrapping an inherited one would
-    # leave a copy behind in the subclass after uninstrument().
-    original = vars(owner).get(method)
-    if original is None:
-        return None
-    wrapt.wrap_function_wrapper(owner, method, wrapper)
-    return _Patch(owner, method, original)
+    return patching.install(owner, method, wrapper) if isinstance(owner, type) else None
 
 
 def _check_options(options: dict[str, Any]) -> None:
@@ -168,7 +153,7 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     ``auto_end_session`` and ``end_states`` (for the bridge it builds).
     """
 
-    _patches: list[_Patch]
+    _patches: list[Patch]
     _processors: list[SpanProcessor]
     _provider: trace.TracerProvider
 
@@ -195,7 +180,7 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _uninstrument(self, **options: Any) -> None:
         workflow_module.use_tracer_provider(None)
         for patch in reversed(self._patches):
-            setattr(patch.owner, patch.name, patch.original)
+            patch.undo()
         self._patches = []
         for processor in self._processors:
             uninstall(self._provider, processor)
