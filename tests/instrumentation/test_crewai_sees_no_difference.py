@@ -29,11 +29,14 @@ def an_agent(**options: object) -> Agent:
 
 @pytest.mark.parametrize("method", AGENT_METHODS)
 def test_an_agent_method_shows_no_wrapper(instrumented: Spans, method: str) -> None:
+    if method not in vars(Agent):
+        pytest.skip(f"Agent.{method} is not in this CrewAI line")
     bound = getattr(an_agent(), method)
     assert not hasattr(bound, "__wrapped__")
     assert bound.__func__ is vars(Agent)[method]  # the stand-in itself, so CrewAI's own wrappers call through it
 
 
+@pytest.mark.skipif(CREWAI is None or CREWAI < (1, 0), reason="Agent.aexecute_task is a 1.x method")
 def test_stand_ins_keep_name_signature_and_coroutine_kind(instrumented: Spans) -> None:
     stand_in = vars(Agent)["aexecute_task"]
     assert stand_in.__name__ == "aexecute_task"
