@@ -12,7 +12,8 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "tests", "bench_smoke"]  # `nox -s bench` writes BENCHMARKS.md
 
 CREWAI_LINES = {
-    "latest": ["crewai>=1.15,<2"],
+    # The a2a extra: CrewAI's A2A agents, which read their own methods' __wrapped__ (tests/instrumentation).
+    "latest": ["crewai[a2a]>=1.15,<2"],
     "0.130": ["crewai==0.130.0"],
     # An older OpenTelemetry, as such projects have: AgentOps' own exporter
     # works there, and the tests show otel-crew's export repair stays out.

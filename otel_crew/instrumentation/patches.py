@@ -2,6 +2,17 @@
 with the exact object that stood before, so that it can be put back; and the
 methods the installed CrewAI lacks, said once per ``instrument()``.
 
+What stands in the class is a plain function (or ``classmethod``), not a
+``wrapt`` proxy, because CrewAI looks at its own methods: its A2A support
+treats a ``__wrapped__`` on ``agent.execute_task`` as the sign of its own
+per-instance wrapper, and builds that wrapper from ``agent.execute_task.__func__``.
+A proxy answers both with the *original* function, so an A2A agent would run
+untraced and CrewAI's check would see a wrapper that is not there. A plain
+stand-in has no ``__wrapped__``, and ``__func__`` is the stand-in itself, so
+A2A's wrapper calls through it. Wrappers keep ``wrapt``'s signature,
+``wrapper(wrapped, instance, args, kwargs)``, ``wrapped`` being the original
+bound to ``instance``.
+
 A method CrewAI added in a later line than the installed one is absent by
 design: said at INFO, since nothing is wrong. Any other absence means CrewAI
 changed in a way otel-crew does not know yet: a WARNING, since those calls go
@@ -10,22 +21,26 @@ untraced.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import wrapt
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["Patch", "PatchError", "Row", "apply", "report_missing"]
+__all__ = ["Patch", "PatchError", "Row", "Wrapper", "apply", "report_missing", "stand_in"]
 
 _LOG = logging.getLogger(__name__)
 
-Row = tuple[str, str, str, Callable[..., Any]]
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+Row = tuple[str, str, str, Wrapper]
 """(module, class, method, wrapper)."""
+
+_DESCRIBING = ("__module__", "__name__", "__qualname__", "__doc__")
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,47 @@ class Patch:
 
 class PatchError(Exception):
     """A row of the table could not be applied; ``str()`` names it."""
+
+
+def _described_like(stand_in: Callable[..., Any], function: Callable[..., Any]) -> Callable[..., Any]:
+    """``stand_in`` named, documented and signed like ``function``; deliberately no ``__wrapped__``."""
+    for attribute in _DESCRIBING:
+        if hasattr(function, attribute):
+            setattr(stand_in, attribute, getattr(function, attribute))
+    with contextlib.suppress(TypeError, ValueError):  # an odd callable: keep the stand-in's own signature
+        stand_in.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
+    return stand_in
+
+
+def _stand_in_for_function(original: Callable[..., Any], wrapper: Wrapper) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(original):
+
+        async def observed_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return await wrapper(original.__get__(self, type(self)), self, args, kwargs)
+
+        return _described_like(observed_async, original)
+
+    def observed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return wrapper(original.__get__(self, type(self)), self, args, kwargs)
+
+    return _described_like(observed, original)
+
+
+def _stand_in_for_classmethod(original: classmethod[Any, Any, Any], wrapper: Wrapper) -> classmethod[Any, Any, Any]:
+    def observed(cls: type, *args: Any, **kwargs: Any) -> Any:
+        return wrapper(original.__get__(None, cls), cls, args, kwargs)
+
+    return classmethod(_described_like(observed, original.__func__))
+
+
+def stand_in(original: Any, wrapper: Wrapper) -> Any:
+    """What goes into the class in place of ``original`` (a function or a
+    classmethod) so that every call runs through ``wrapper``."""
+    if isinstance(original, classmethod):
+        return _stand_in_for_classmethod(original, wrapper)
+    if inspect.isfunction(original):
+        return _stand_in_for_function(original, wrapper)
+    raise TypeError(f"cannot observe {original!r}: not a function or classmethod")
 
 
 def _owner(module_name: str, class_name: str) -> type | None:
@@ -79,7 +135,7 @@ def apply(rows: Sequence[Row], patches: list[Patch]) -> list[str]:
             if original is None:
                 inherited.append((owner, method))
                 continue
-            wrapt.wrap_function_wrapper(owner, method, wrapper)
+            setattr(owner, method, stand_in(original, wrapper))
         except Exception as error:
             raise PatchError(f"{class_name}.{method}") from error
         patches.append(Patch(owner, method, original))
