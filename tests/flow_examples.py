@@ -4,6 +4,7 @@ of ``otel_crew.cli.demo_crews`` (or single agents), on every supported CrewAI li
 from __future__ import annotations
 
 import asyncio
+
 from crewai.flow.flow import Flow, and_, listen, or_, router, start
 
 from otel_crew.cli.demo_crews import failing_crew, research_crew, researcher
@@ -94,7 +95,7 @@ class AsyncCrews(Flow):  # type: ignore[type-arg]
 
 
 class AgentSteps(Flow):  # type: ignore[type-arg]
-    """``Agent.kickoff()`` in a sync step and in an async step (CrewAI 0.130+)."""
+    """``Agent.kickoff()`` in a sync step and in an async step (CrewAI 1.x)."""
 
     @start()
     def ask_sync(self) -> str:

@@ -24,7 +24,8 @@ def main() -> None:
     flow.kickoff()
     (run,) = [span for span in exporter.get_finished_spans() if span.name == "invoke_workflow Review"]
     context = run.get_span_context()
-    print(json.dumps({"flow_id": flow.flow_id, "trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}))
+    paused = {"flow_id": flow.flow_id, "trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+    print(json.dumps(paused))
 
 
 if __name__ == "__main__":
