@@ -346,3 +346,34 @@ def test_uninstrument_restores_every_flow_and_agent_method(spans: Spans) -> None
     assert {name: vars(Agent).get(name) for name in ("kickoff", "kickoff_async")} == agent_before
     Branching().kickoff(inputs={"path": "go_left"})
     assert spans.finished() == []
+
+
+# -- extraction never raises -----------------------------------------------------------------
+
+
+class Hostile:
+    """A flow-shaped object whose every field raises on read."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"no {name}")
+
+
+def test_flow_attribute_extraction_never_raises() -> None:
+    from otel_crew.instrumentation import attributes as attrs
+
+    assert attrs.safe_attributes(attrs.flow_run_attributes, Hostile()) == {}
+    assert attrs.safe_attributes(attrs.flow_step_attributes, Hostile(), "step") == {}
+    assert attrs.router_route(None) is None
+
+
+def test_a_router_returning_an_enum_records_its_value() -> None:
+    import enum
+
+    from otel_crew.instrumentation import attributes as attrs
+
+    class Route(enum.Enum):
+        LEFT = "go_left"
+
+    assert attrs.router_route(Route.LEFT) == "go_left"
+    assert attrs.error_type(KeyError("x")) == "KeyError"
+    assert attrs.error_type(LocalModelError("x")) == "otel_crew.cli.local_model.LocalModelError"
