@@ -37,7 +37,14 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from otel_crew.agentops_sessions.auto_end_guards import AutoEndGuards
-from otel_crew.agentops_sessions.end_states import UNCLOSED_END_STATE, end_reason, end_state, validated_end_states
+from otel_crew.agentops_sessions.end_states import (
+    PAUSED_END_STATE,
+    UNCLOSED_END_STATE,
+    end_reason,
+    end_state,
+    validated_end_states,
+    validated_paused_end_state,
+)
 from otel_crew.agentops_sessions.export_repair import repair_agentops_export
 from otel_crew.roots.definition import RootIndex, span_key, starts_root
 from otel_crew.roots.lifecycle import on_fork_in_child
@@ -163,6 +170,9 @@ class AgentOpsSessionProcessor(SpanProcessor):
         meter_provider: where ``otel_crew.agentops.auto_end_suppressed`` goes.
         flush_timeout: seconds ``force_flush``/``shutdown`` wait for sessions
             to be ended and sent.
+        paused_end_state: the end state of a flow run that paused for human
+            feedback (default "Indeterminate"); its resumed run is a new root
+            with a session of its own.
     """
 
     def __init__(
@@ -173,6 +183,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
         session_tags: Callable[[ReadableSpan], list[str]] = _default_tags,
         meter_provider: MeterProvider | None = None,
         flush_timeout: float = 10.0,
+        paused_end_state: str = PAUSED_END_STATE,
     ) -> None:
         if not isinstance(auto_end_session, bool):
             raise TypeError(f"AgentOpsSessionProcessor(auto_end_session=...): expected bool, got {auto_end_session!r}")
@@ -180,6 +191,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
             if not callable(value):
                 raise TypeError(f"AgentOpsSessionProcessor({option}=...): expected a callable, got {value!r}")
         self._states = validated_end_states(end_states)
+        self._paused_state = validated_paused_end_state(paused_end_state)
         self._auto_end = auto_end_session
         self._reason_of = end_reason
         self._tags_of = session_tags
@@ -278,7 +290,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
 
     def _submit_end(self, session: _Session, root: ReadableSpan) -> None:
         try:
-            state = end_state(root, self._states)
+            state = end_state(root, self._states, self._paused_state)
             reason = self._reason_of(root)
         except Exception:
             _LOG.debug("otel-crew: end state of %r could not be read", root.name, exc_info=True)

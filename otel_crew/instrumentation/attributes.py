@@ -13,6 +13,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping
+from enum import Enum
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
@@ -20,12 +21,16 @@ from opentelemetry.util.types import AttributeValue
 from otel_crew.semconv import (
     CREWAI_CREW_ID,
     CREWAI_CREW_PROCESS,
+    CREWAI_FLOW_NAME,
+    CREWAI_FLOW_STEP,
+    CREWAI_FLOW_STEP_KIND,
     CREWAI_KICKOFF_METHOD,
     CREWAI_TASK_ASYNC_EXECUTION,
     CREWAI_TASK_DESCRIPTION,
     CREWAI_TASK_NAME,
     GEN_AI_AGENT_ID,
     GEN_AI_AGENT_NAME,
+    GEN_AI_CONVERSATION_ID,
     GEN_AI_OPERATION_NAME,
     GEN_AI_TOOL_NAME,
     GEN_AI_TOOL_TYPE,
@@ -174,3 +179,73 @@ def tool_attributes(tool: Any) -> dict[str, AttributeValue | None]:
         GEN_AI_TOOL_NAME: tool_name(tool),
         GEN_AI_TOOL_TYPE: "function",
     }
+
+
+def agent_kickoff_attributes(agent: Any, conversation_id: str | None) -> dict[str, AttributeValue | None]:
+    """An agent run on its own (``Agent.kickoff``), without a task."""
+    return {
+        GEN_AI_OPERATION_NAME: OPERATION_INVOKE_AGENT,
+        GEN_AI_AGENT_NAME: agent_role(agent),
+        GEN_AI_AGENT_ID: _id_text(getattr(agent, "id", None)),
+        GEN_AI_CONVERSATION_ID: conversation_id,
+    }
+
+
+def error_type(error: BaseException) -> str:
+    """The exception's qualified type name (``error.type``); builtins by their bare name."""
+    kind = type(error)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+# -- flows -------------------------------------------------------------------
+
+
+def flow_name(flow: Any) -> str:
+    """The flow's ``name`` if set (CrewAI 1.x has the field), else its class name."""
+    return _text(getattr(flow, "name", None)) or type(flow).__name__
+
+
+def flow_id(flow: Any) -> str | None:
+    """The flow state's id (``Flow.flow_id``, every line), or None."""
+    return _id_text(getattr(flow, "flow_id", None))
+
+
+def flow_run_attributes(flow: Any) -> dict[str, AttributeValue | None]:
+    name = flow_name(flow)
+    return {
+        GEN_AI_OPERATION_NAME: OPERATION_INVOKE_WORKFLOW,
+        GEN_AI_WORKFLOW_NAME: name,
+        GEN_AI_CONVERSATION_ID: flow_id(flow),
+        CREWAI_FLOW_NAME: name,
+    }
+
+
+def _step_kind(flow: Any, method: str) -> str:
+    methods = getattr(getattr(flow, "_definition", None), "methods", None)
+    if isinstance(methods, Mapping):  # CrewAI 1.x: the flow's definition
+        definition = methods.get(method)
+        if definition is not None:
+            if getattr(definition, "router", False) is True:
+                return "router"
+            return "start" if getattr(definition, "is_start", False) is True else "listen"
+    owner = type(flow)  # CrewAI 0.x: what FlowMeta collected on the class
+    if method in (getattr(owner, "_routers", None) or ()):
+        return "router"
+    return "start" if method in (getattr(owner, "_start_methods", None) or ()) else "listen"
+
+
+def flow_step_attributes(flow: Any, method: Any) -> dict[str, AttributeValue | None]:
+    step = _text(str(method)) or "step"
+    return {
+        CREWAI_FLOW_NAME: flow_name(flow),
+        CREWAI_FLOW_STEP: step,
+        CREWAI_FLOW_STEP_KIND: _step_kind(flow, step),
+    }
+
+
+def router_route(result: Any) -> str | None:
+    """A router's chosen route as CrewAI dispatches it (an Enum by its value), or None."""
+    if result is None:
+        return None
+    return _text(str(result.value if isinstance(result, Enum) else result))

@@ -21,12 +21,14 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.sdk.trace import SpanProcessor
 
+from otel_crew.agentops_sessions.end_states import PAUSED_END_STATE
 from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
 from otel_crew.instrumentation import baggage_guard
 from otel_crew.instrumentation.agent import AgentWrappers
 from otel_crew.instrumentation.attributes import capture_content_from_env
 from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHandoff
 from otel_crew.instrumentation.crew import CrewWrappers
+from otel_crew.instrumentation.flow import FlowWrappers, flow_class_module
 from otel_crew.instrumentation.patches import Patch, PatchError, Row, apply, report_missing
 from otel_crew.instrumentation.provider_order import install_first, uninstall
 from otel_crew.instrumentation.tool import ToolWrappers
@@ -50,6 +52,7 @@ _OUR_OPTIONS = frozenset(
         "agentops",
         "auto_end_session",
         "end_states",
+        "paused_end_state",
     }
 )
 _AGENTOPS_MODES = ("auto", "on", "off")
@@ -68,6 +71,10 @@ _ADDED_IN = {
     "Tool.arun": "1.0",
     "Agent._execute_with_timeout": "0.130",
     "Agent._execute_without_timeout": "0.130",
+    "Agent.kickoff": "0.130",
+    "Agent.kickoff_async": "0.130",
+    "Flow.akickoff": "1.0",
+    "Flow.resume_async": "1.0",
 }
 
 
@@ -79,6 +86,8 @@ def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[Row]:
     agents = AgentWrappers(tracer, capture_content)
     tools = ToolWrappers(tracer, capture_content)
     carry = CarryOverWrappers(handoff)
+    flows = FlowWrappers(tracer, capture_content)
+    flow = flow_class_module()
     entry = crews.kickoff_entry
     task_at_1 = (1, "task")
     return [
@@ -90,6 +99,8 @@ def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[Row]:
         ("crewai", "Crew", "akickoff_for_each", entry("akickoff_for_each", is_async=True)),
         ("crewai", "Agent", "execute_task", agents.execute_task),
         ("crewai", "Agent", "aexecute_task", agents.aexecute_task),
+        ("crewai", "Agent", "kickoff", agents.kickoff),
+        ("crewai", "Agent", "kickoff_async", agents.kickoff_async),
         ("crewai", "Agent", "_execute_with_timeout", carry.leave_context(task_at_1)),
         ("crewai", "Agent", "_execute_without_timeout", carry.take_context(task_at_1)),
         ("crewai", "Task", "execute_async", carry.leave_context(None)),
@@ -100,6 +111,11 @@ def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[Row]:
         ("crewai.tools.base_tool", "Tool", "arun", tools.arun_tool),
         ("crewai.tools.structured_tool", "CrewStructuredTool", "invoke", tools.run_tool),
         ("crewai.tools.structured_tool", "CrewStructuredTool", "ainvoke", tools.arun_tool),
+        (flow, "Flow", "kickoff", flows.kickoff),
+        (flow, "Flow", "kickoff_async", flows.kickoff_async),
+        (flow, "Flow", "akickoff", flows.kickoff_async),
+        (flow, "Flow", "resume_async", flows.resume_async),
+        (flow, "Flow", "_execute_method", flows.execute_method),
     ]
 
 
@@ -152,6 +168,7 @@ def _processors(options: dict[str, Any]) -> list[SpanProcessor]:
             AgentOpsSessionProcessor(
                 auto_end_session=options.get("auto_end_session", True),
                 end_states=options.get("end_states"),
+                paused_end_state=options.get("paused_end_state", PAUSED_END_STATE),
                 meter_provider=meter_provider,
             )
         )
@@ -168,7 +185,8 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     (True: an ``UnclosedRootProcessor`` with its defaults; False; or your
     own), ``agentops`` ("auto": the session bridge when AgentOps is
     installed; "on"; "off"; or your own ``AgentOpsSessionProcessor``),
-    ``auto_end_session`` and ``end_states`` (for the bridge it builds).
+    ``auto_end_session``, ``end_states`` and ``paused_end_state`` (for the
+    bridge it builds).
     """
 
     _patches: list[Patch]

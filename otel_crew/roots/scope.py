@@ -14,13 +14,13 @@ a span of ours whose current parent is foreign hangs under that one instead
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_crew.roots.definition import start_root_span
@@ -36,6 +36,9 @@ def _settle_status(span: Span, error: BaseException | None) -> None:
     if status is None or status.status_code is StatusCode.UNSET:
         span.set_status(_OK if error is None else Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
+
+Settle = Callable[[Span, "BaseException | None"], None]
+"""How a scope sets its span's status from the way the work ended (None: it returned)."""
 
 _OWN_SPAN = otel_context.create_key("otel_crew.own_span")
 
@@ -60,9 +63,24 @@ class SpanScope:
     """``with SpanScope(tracer, name, attributes) as span:`` starts ``name`` as
     the current span (under ``parent``, else the current context) and ends it
     however the body leaves. A class rather than a generator: it runs around
-    every span the wrappers make, and this is the cheaper protocol."""
+    every span the wrappers make, and this is the cheaper protocol.
 
-    __slots__ = ("_attributes", "_extra_context", "_name", "_parent", "_root", "_span", "_token", "_tracer")
+    ``settle`` replaces the default status rule for spans whose outcomes need
+    their own reading (a flow that pauses raises a control-flow signal, not
+    an error); ``links`` are given to the span at its start."""
+
+    __slots__ = (
+        "_attributes",
+        "_extra_context",
+        "_links",
+        "_name",
+        "_parent",
+        "_root",
+        "_settle",
+        "_span",
+        "_token",
+        "_tracer",
+    )
 
     def __init__(
         self,
@@ -72,6 +90,8 @@ class SpanScope:
         parent: Context | None = None,
         extra_context: Mapping[str, object] | None = None,
         root: bool = False,
+        settle: Settle = _settle_status,
+        links: Sequence[Link] | None = None,
     ) -> None:
         self._tracer = tracer
         self._name = name
@@ -79,6 +99,8 @@ class SpanScope:
         self._parent = parent
         self._extra_context = extra_context
         self._root = root
+        self._settle = settle
+        self._links = links
 
     def __enter__(self) -> Span:
         base = _parent_context(self._tracer, self._parent)
@@ -89,7 +111,9 @@ class SpanScope:
         if self._root:
             span = start_root_span(tracer, name, base, attributes)
         else:
-            span = tracer.start_span(name, context=base, kind=SpanKind.INTERNAL, attributes=attributes)
+            span = tracer.start_span(
+                name, context=base, kind=SpanKind.INTERNAL, attributes=attributes, links=self._links
+            )
         own = otel_context.set_value(_OWN_SPAN, span, base)
         self._token = otel_context.attach(trace.set_span_in_context(span, own))
         self._span = span
@@ -104,7 +128,7 @@ class SpanScope:
         span = self._span
         try:
             if span.is_recording():
-                _settle_status(span, error)
+                self._settle(span, error)
         finally:
             otel_context.detach(self._token)
             span.end()
