@@ -22,6 +22,7 @@ from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
 from otel_crew.instrumentation.agent import AgentWrappers
 from otel_crew.instrumentation.attributes import capture_content_from_env
 from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHandoff
+from otel_crew.instrumentation.crash_recovery import recover_dead_roots_into
 from otel_crew.instrumentation.crew import CrewWrappers
 from otel_crew.instrumentation.provider_order import install_first, uninstall
 from otel_crew.instrumentation.tool import ToolWrappers
@@ -185,6 +186,7 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._processors = _processors(options)
         for processor in reversed(self._processors):
             install_first(self._provider, processor)
+        recover_dead_roots_into(self._provider, any(isinstance(p, AgentOpsSessionProcessor) for p in self._processors))
         capture = options.get("capture_content")
         tracer = trace.get_tracer("otel_crew", __version__, tracer_provider=provider, schema_url=SCHEMA_URL)
         table = _method_table(tracer, capture_content_from_env() if capture is None else capture)
