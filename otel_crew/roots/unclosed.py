@@ -211,7 +211,7 @@ class UnclosedRootProcessor(SpanProcessor):
         self._sequence = itertools.count()
         self._worker: threading.Thread | None = None
         self._stopping = False
-        self._next_journal_write = 0.0  # time.monotonic(): the journal's interval is real time
+        self._next_journal_write = time.monotonic() + JOURNAL_INTERVAL  # real time, whatever the clock
 
     # -- the hot path ---------------------------------------------------------
 

@@ -1,0 +1,366 @@
+"""Crash-safe roots: the journal of open roots, and their recovery after a real SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Spans
+from otlp_receivers import HttpReceiver, ReceivedSpan
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+
+from otel_crew import workflow
+from otel_crew.roots import unclosed
+from otel_crew.roots.journal import FILE_NAME, journal_at, journal_from_env, state_dir_from_env
+from otel_crew.roots.recovery import RECOVERED_DESCRIPTION, recover_dead_roots
+from otel_crew.roots.unclosed import UnclosedRootProcessor
+from otel_crew.semconv import RECOVERED_ATTRIBUTE, ROOT_ATTRIBUTE
+
+SCENARIO = os.path.join(os.path.dirname(__file__), "crash_scenario.py")
+
+
+# -- helpers: the journal as the test reads it, and the two sides of a crash ---------------
+
+
+def rows(state_dir: Path) -> list[dict[str, Any]]:
+    """The journal's entries, read through a connection of the test's own."""
+    path = state_dir / FILE_NAME
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(row) for row in db.execute("SELECT * FROM open_roots")]
+
+
+def set_columns(state_dir: Path, **values: object) -> None:
+    with sqlite3.connect(state_dir / FILE_NAME) as db:
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        db.execute(f"UPDATE open_roots SET {assignments}", tuple(values.values()))
+
+
+def scenario(state_dir: Path, *args: str) -> subprocess.Popen[str]:
+    stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - read back in failure messages
+    process = subprocess.Popen(
+        [sys.executable, SCENARIO, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, "OTEL_CREW_STATE_DIR": str(state_dir)},
+    )
+    process.stderr_file = stderr  # type: ignore[attr-defined]
+    return process
+
+
+def line_of(process: subprocess.Popen[str]) -> dict[str, Any]:
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.wait(timeout=60)
+        process.stderr_file.seek(0)  # type: ignore[attr-defined]
+        pytest.fail(f"the scenario ended early ({process.returncode}): {process.stderr_file.read()[-3000:]}")  # type: ignore[attr-defined]
+    parsed: dict[str, Any] = json.loads(line)
+    return parsed
+
+
+def wait_for_activity(state_dir: Path, span_id: str) -> dict[str, Any]:
+    """Until the watcher has written activity after the root's start (it does
+    every few seconds); the entry then."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for row in rows(state_dir):
+            if row["span_id"] == span_id and row["last_activity_ns"] > json.loads(row["root"])["start_ns"]:
+                return row
+        time.sleep(0.05)
+    pytest.fail(f"no activity was journaled for root {span_id}: {rows(state_dir)}")
+
+
+def open_root(state_dir: Path, url: str, agentops: str = "off") -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """A process with an open root whose crew has run and whose children are exported."""
+    process = scenario(state_dir, "open", url, agentops)
+    ids = line_of(process)
+    row = wait_for_activity(state_dir, ids["span_id"])
+    return process, {**ids, "row": row, "pid": process.pid}
+
+
+def crash(state_dir: Path, url: str, agentops: str = "off") -> dict[str, Any]:
+    """Open a root in a process and SIGKILL it."""
+    process, opened = open_root(state_dir, url, agentops)
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    return opened
+
+
+def recover_in(state_dir: Path, url: str, count: int = 1, agentops: str = "off") -> list[list[dict[str, Any]]]:
+    """``count`` processes that instrument at the same moment; what each recovered."""
+    processes = [scenario(state_dir, "recover", url, agentops) for _ in range(count)]
+    for process in processes:
+        assert line_of(process) == {"ready": True}
+    for process in processes:  # all are past their imports: let them go together
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    recovered = [line_of(process)["recovered"] for process in processes]
+    for process in processes:
+        assert process.wait(timeout=120) == 0
+    return recovered
+
+
+def received(receiver: HttpReceiver, span_id: str) -> list[ReceivedSpan]:
+    return [span for span in receiver.snapshot() if span.span_id == span_id]
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    server = HttpReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+# -- a process killed with its root open ---------------------------------------------------
+
+
+def test_a_killed_process_root_is_exported_once_by_the_next_process(state_dir: Path, receiver: HttpReceiver) -> None:
+    crashed = crash(state_dir, receiver.url)
+    root_id = crashed["span_id"]
+    before = receiver.snapshot()
+    assert received(receiver, root_id) == []  # the root never left the killed process
+    orphans = [span for span in before if span.trace_id == crashed["trace_id"] and span.parent_span_id == root_id]
+    assert orphans, "the crew's spans were exported under the open root before the kill"
+
+    (recovered,) = recover_in(state_dir, receiver.url)
+
+    (root,) = received(receiver, root_id)
+    assert (root.trace_id, root.name, root.parent_span_id) == (crashed["trace_id"], "doomed", "")
+    assert root.status_code == 2  # ERROR
+    assert root.attributes[RECOVERED_ATTRIBUTE] is True
+    assert root.attributes[ROOT_ATTRIBUTE] is True and root.attributes["pipeline.kind"] == "nightly"
+    row = crashed["row"]
+    start = json.loads(row["root"])["start_ns"]
+    assert recovered == [
+        {"span_id": root_id, "start": start, "end": row["last_activity_ns"], "description": RECOVERED_DESCRIPTION}
+    ]
+    assert rows(state_dir) == []
+
+
+def test_two_processes_recovering_at_once_end_the_root_once(state_dir: Path, receiver: HttpReceiver) -> None:
+    crashed = crash(state_dir, receiver.url)
+    recovered = recover_in(state_dir, receiver.url, count=2)
+    assert sorted(len(spans) for spans in recovered) == [0, 1]
+    # both processes have exited, their exporters flushed: everything sent has arrived
+    assert len(received(receiver, crashed["span_id"])) == 1
+    assert rows(state_dir) == []
+
+
+def test_a_live_process_roots_are_never_touched_and_a_normal_end_leaves_no_entry(
+    state_dir: Path, receiver: HttpReceiver
+) -> None:
+    process, opened = open_root(state_dir, receiver.url)
+    try:
+        assert recover_in(state_dir, receiver.url) == [[]]
+        assert received(receiver, opened["span_id"]) == []
+        assert [row["span_id"] for row in rows(state_dir)] == [opened["span_id"]]
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()  # the root ends as the user's code ends it
+        assert process.wait(timeout=60) == 0
+    (root,) = received(receiver, opened["span_id"])
+    assert root.status_code == 1 and RECOVERED_ATTRIBUTE not in root.attributes
+    assert rows(state_dir) == []
+
+
+def test_otel_crew_recover_ends_a_dead_root(state_dir: Path, receiver: HttpReceiver) -> None:
+    crashed = crash(state_dir, receiver.url)
+    env = {
+        **os.environ,
+        "OTEL_CREW_STATE_DIR": str(state_dir),
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "otel_crew.cli", "recover"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ended 1 root(s)" in result.stdout
+    (root,) = received(receiver, crashed["span_id"])
+    assert root.status_code == 2 and root.attributes[RECOVERED_ATTRIBUTE] is True
+    assert rows(state_dir) == []
+
+
+# -- in this process: identity, limits, faults ---------------------------------------------
+
+
+@pytest.fixture
+def journaled(state_dir: Path) -> Iterator[Spans]:
+    """A provider whose unclosed-root processor journals into ``state_dir``."""
+    recorded = Spans(UnclosedRootProcessor(journal=journal_at(str(state_dir))))
+    yield recorded
+    recorded.provider.shutdown()
+
+
+def dead_pid() -> int:
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    return finished.pid
+
+
+def test_pid_reuse_a_live_pid_with_another_start_time_is_a_dead_process(state_dir: Path, journaled: Spans) -> None:
+    tracer = journaled.provider.get_tracer("test")
+    reused = tracer.start_span("reused-pid")
+    set_columns(state_dir, process_start="the process that had this pid before")
+    ours = tracer.start_span("ours")  # this live process's own root, journaled after the change
+    into = Spans()
+
+    result = recover_dead_roots(into.provider._active_span_processor, journal=journal_at(str(state_dir)))
+
+    assert (result.roots, into.names()) == (1, ["reused-pid"])
+    recovered = into.one("reused-pid")
+    assert recovered.context == reused.get_span_context()
+    assert recovered.start_time == reused.start_time
+    assert recovered.status.status_code is StatusCode.ERROR
+    assert recovered.status.description == RECOVERED_DESCRIPTION
+    assert [row["span_id"] for row in rows(state_dir)] == [f"{ours.get_span_context().span_id:016x}"]
+    ours.end()
+    reused.end()
+    assert rows(state_dir) == []
+
+
+def test_entries_past_the_age_limit_are_dropped_with_one_log_line(
+    state_dir: Path, journaled: Spans, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracer = journaled.provider.get_tracer("test")
+    ancient = tracer.start_span("ancient")
+    eight_days_ago = time.time_ns() - 8 * 86400 * 10**9
+    set_columns(state_dir, pid=dead_pid(), last_activity_ns=eight_days_ago)
+    into = Spans()
+    with caplog.at_level(logging.INFO, logger="otel_crew"):
+        result = recover_dead_roots(into.provider._active_span_processor, journal=journal_at(str(state_dir)))
+    assert (result.dropped, result.roots, into.finished()) == (1, 0, [])
+    assert [record.getMessage() for record in caplog.records if "dropped" in record.getMessage()] == [
+        "otel-crew: dropped 1 journal entries of dead processes' roots, too old to recover"
+    ]
+    assert rows(state_dir) == []
+    ancient.end()
+
+    younger = tracer.start_span("eight days is young enough")
+    set_columns(state_dir, pid=dead_pid(), last_activity_ns=eight_days_ago)
+    monkeypatch.setenv("OTEL_CREW_STATE_MAX_AGE_DAYS", "10")
+    result = recover_dead_roots(into.provider._active_span_processor, journal=journal_at(str(state_dir)))
+    assert (result.dropped, result.roots, into.names()) == (0, 1, ["eight days is young enough"])
+    younger.end()
+
+
+def test_child_spans_never_write_the_journal_only_the_watcher_does(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(unclosed, "JOURNAL_INTERVAL", 3600.0)  # the worker writes nothing during the test
+    now = [1000.0]
+    processor = UnclosedRootProcessor(journal=journal_at(str(state_dir)), clock=lambda: now[0])
+    spans = Spans(processor)
+    tracer = spans.provider.get_tracer("test")
+    root = tracer.start_span("busy")
+    with sqlite3.connect(state_dir / FILE_NAME) as observer:
+        version = observer.execute("PRAGMA data_version").fetchone()  # changes when another connection commits
+        with trace.use_span(root):
+            for _ in range(200):
+                now[0] += 0.5
+                tracer.start_span("child").end()
+        assert observer.execute("PRAGMA data_version").fetchone() == version
+        assert processor.write_activity() == 1
+        assert observer.execute("PRAGMA data_version").fetchone() != version
+    (row,) = rows(state_dir)
+    assert row["last_activity_ns"] == root.start_time + 100 * 10**9  # 200 children, half a second apart
+    assert processor.write_activity() == 0  # nothing new
+    spans.provider.shutdown()
+
+
+def test_a_root_ended_by_shutdown_leaves_no_entry(state_dir: Path, journaled: Spans) -> None:
+    journaled.provider.get_tracer("test").start_span("never ended by the user")
+    assert len(rows(state_dir)) == 1
+    journaled.provider.shutdown()
+    assert rows(state_dir) == []
+
+
+def journal_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if "journal" in record.getMessage()]
+
+
+def pipeline_runs_without_the_journal(spans: Spans) -> None:
+    from conftest import instrumenting
+
+    with instrumenting(spans):  # recovery at instrument() meets the journal first
+        for number in range(2):
+            with workflow(f"survives-{number}", tracer_provider=spans.provider):
+                spans.provider.get_tracer("test").start_span("step").end()
+    assert [spans.one(f"survives-{n}").status.status_code for n in range(2)] == [StatusCode.OK] * 2
+
+
+def test_a_corrupt_journal_gives_one_warning_and_the_pipeline_runs(
+    state_dir: Path, spans: Spans, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state_dir.mkdir()
+    (state_dir / FILE_NAME).write_bytes(b"this is not an SQLite database, it is what a crash left" * 100)
+    monkeypatch.setenv("OTEL_CREW_STATE_DIR", str(state_dir))
+    with caplog.at_level(logging.WARNING, logger="otel_crew"):
+        pipeline_runs_without_the_journal(spans)
+    (warning,) = journal_warnings(caplog)
+    assert str(state_dir / FILE_NAME) in warning and "DatabaseError" in warning
+
+
+def test_a_locked_journal_gives_one_warning_and_the_pipeline_runs(
+    state_dir: Path, spans: Spans, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state_dir.mkdir()
+    monkeypatch.setenv("OTEL_CREW_STATE_DIR", str(state_dir))
+    locker = sqlite3.connect(state_dir / FILE_NAME, isolation_level=None)
+    locker.execute("PRAGMA journal_mode=WAL")
+    locker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock past the busy timeout
+    try:
+        with caplog.at_level(logging.WARNING, logger="otel_crew"):
+            pipeline_runs_without_the_journal(spans)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    (warning,) = journal_warnings(caplog)
+    assert "locked" in warning
+
+
+@pytest.mark.parametrize("value", ["off", "OFF", ":memory:"])
+def test_the_journal_is_switched_off_by_the_variable(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_CREW_STATE_DIR", value)
+    assert state_dir_from_env() is None
+    assert journal_from_env() is None  # what UnclosedRootProcessor() and recovery use
+
+
+def test_the_default_state_directory_is_the_users_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_CREW_STATE_DIR")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert state_dir_from_env() == str(tmp_path / "otel-crew")
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "Local"))
+    assert state_dir_from_env() == str(tmp_path / "Local" / "otel-crew")
+
+
+def test_a_bad_journal_option_is_refused_naming_it() -> None:
+    with pytest.raises(TypeError, match=r"UnclosedRootProcessor\(journal=...\)"):
+        UnclosedRootProcessor(journal="~/state")  # type: ignore[arg-type]
