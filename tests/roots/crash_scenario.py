@@ -17,6 +17,7 @@ or ``off``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -83,6 +84,8 @@ def recover(url: str, with_agentops: bool) -> None:
     kept = Kept()
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
     provider.add_span_processor(SimpleSpanProcessor(kept))
+    with contextlib.suppress(ImportError):
+        import crewai  # noqa: F401 - imported before "ready", so that recoverers instrument together
     print(json.dumps({"ready": True}), flush=True)
     sys.stdin.readline()
     OtelCrewInstrumentor().instrument(tracer_provider=provider, agentops="on" if with_agentops else "off")

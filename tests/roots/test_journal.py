@@ -12,14 +12,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Spans
-from otlp_receivers import HttpReceiver, ReceivedSpan
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
+from otlp_receivers import HttpReceiver, ReceivedSpan
 
 from otel_crew import workflow
 from otel_crew.roots import unclosed
@@ -48,6 +49,14 @@ def set_columns(state_dir: Path, **values: object) -> None:
     with sqlite3.connect(state_dir / FILE_NAME) as db:
         assignments = ", ".join(f"{column} = ?" for column in values)
         db.execute(f"UPDATE open_roots SET {assignments}", tuple(values.values()))
+
+
+@dataclass(frozen=True)
+class Opened:
+    process: subprocess.Popen[str]
+    trace_id: str
+    span_id: str
+    row: dict[str, Any]  # its journal entry once activity was written
 
 
 def scenario(state_dir: Path, *args: str) -> subprocess.Popen[str]:
@@ -87,19 +96,26 @@ def wait_for_activity(state_dir: Path, span_id: str) -> dict[str, Any]:
     pytest.fail(f"no activity was journaled for root {span_id}: {rows(state_dir)}")
 
 
-def open_root(state_dir: Path, url: str, agentops: str = "off") -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """A process with an open root whose crew has run and whose children are exported."""
-    process = scenario(state_dir, "open", url, agentops)
-    ids = line_of(process)
-    row = wait_for_activity(state_dir, ids["span_id"])
-    return process, {**ids, "row": row, "pid": process.pid}
+def open_roots(state_dir: Path, url: str, count: int = 1, agentops: str = "off") -> list[Opened]:
+    """``count`` processes, started together, each with an open root whose crew
+    has run and whose children are exported."""
+    processes = [scenario(state_dir, "open", url, agentops) for _ in range(count)]
+    opened = []
+    for process in processes:
+        ids = line_of(process)
+        opened.append(Opened(process, ids["trace_id"], ids["span_id"], wait_for_activity(state_dir, ids["span_id"])))
+    return opened
 
 
-def crash(state_dir: Path, url: str, agentops: str = "off") -> dict[str, Any]:
+def kill(opened: Opened) -> None:
+    os.kill(opened.process.pid, signal.SIGKILL)
+    assert opened.process.wait(timeout=60) == -signal.SIGKILL
+
+
+def crash(state_dir: Path, url: str, agentops: str = "off") -> Opened:
     """Open a root in a process and SIGKILL it."""
-    process, opened = open_root(state_dir, url, agentops)
-    os.kill(process.pid, signal.SIGKILL)
-    assert process.wait(timeout=60) == -signal.SIGKILL
+    (opened,) = open_roots(state_dir, url, agentops=agentops)
+    kill(opened)
     return opened
 
 
@@ -137,51 +153,34 @@ def state_dir(tmp_path: Path) -> Path:
 # -- a process killed with its root open ---------------------------------------------------
 
 
-def test_a_killed_process_root_is_exported_once_by_the_next_process(state_dir: Path, receiver: HttpReceiver) -> None:
-    crashed = crash(state_dir, receiver.url)
-    root_id = crashed["span_id"]
-    before = receiver.snapshot()
-    assert received(receiver, root_id) == []  # the root never left the killed process
-    orphans = [span for span in before if span.trace_id == crashed["trace_id"] and span.parent_span_id == root_id]
+def test_a_killed_process_root_is_exported_once_even_by_two_processes_starting_at_once(
+    state_dir: Path, receiver: HttpReceiver
+) -> None:
+    crashed, alive = open_roots(state_dir, receiver.url, count=2)
+    kill(crashed)
+    assert received(receiver, crashed.span_id) == []  # the root never left the killed process
+    orphans = [span for span in receiver.snapshot() if span.parent_span_id == crashed.span_id]
     assert orphans, "the crew's spans were exported under the open root before the kill"
 
-    (recovered,) = recover_in(state_dir, receiver.url)
+    recovered = recover_in(state_dir, receiver.url, count=2)
 
-    (root,) = received(receiver, root_id)
-    assert (root.trace_id, root.name, root.parent_span_id) == (crashed["trace_id"], "doomed", "")
+    # both processes have exited, their exporters flushed: everything sent has arrived
+    (root,) = received(receiver, crashed.span_id)
+    assert (root.trace_id, root.name, root.parent_span_id) == (crashed.trace_id, "doomed", "")
     assert root.status_code == 2  # ERROR
     assert root.attributes[RECOVERED_ATTRIBUTE] is True
     assert root.attributes[ROOT_ATTRIBUTE] is True and root.attributes["pipeline.kind"] == "nightly"
-    row = crashed["row"]
-    start = json.loads(row["root"])["start_ns"]
-    assert recovered == [
-        {"span_id": root_id, "start": start, "end": row["last_activity_ns"], "description": RECOVERED_DESCRIPTION}
-    ]
-    assert rows(state_dir) == []
+    start = json.loads(crashed.row["root"])["start_ns"]
+    expected = {"span_id": crashed.span_id, "start": start, "end": crashed.row["last_activity_ns"]}
+    assert sorted(recovered, key=len) == [[], [{**expected, "description": RECOVERED_DESCRIPTION}]]
 
-
-def test_two_processes_recovering_at_once_end_the_root_once(state_dir: Path, receiver: HttpReceiver) -> None:
-    crashed = crash(state_dir, receiver.url)
-    recovered = recover_in(state_dir, receiver.url, count=2)
-    assert sorted(len(spans) for spans in recovered) == [0, 1]
-    # both processes have exited, their exporters flushed: everything sent has arrived
-    assert len(received(receiver, crashed["span_id"])) == 1
-    assert rows(state_dir) == []
-
-
-def test_a_live_process_roots_are_never_touched_and_a_normal_end_leaves_no_entry(
-    state_dir: Path, receiver: HttpReceiver
-) -> None:
-    process, opened = open_root(state_dir, receiver.url)
-    try:
-        assert recover_in(state_dir, receiver.url) == [[]]
-        assert received(receiver, opened["span_id"]) == []
-        assert [row["span_id"] for row in rows(state_dir)] == [opened["span_id"]]
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()  # the root ends as the user's code ends it
-        assert process.wait(timeout=60) == 0
-    (root,) = received(receiver, opened["span_id"])
+    # the live process's root was not touched, and ends as its code ends it, leaving no entry
+    assert received(receiver, alive.span_id) == []
+    assert [row["span_id"] for row in rows(state_dir)] == [alive.span_id]
+    assert alive.process.stdin is not None
+    alive.process.stdin.close()
+    assert alive.process.wait(timeout=60) == 0
+    (root,) = received(receiver, alive.span_id)
     assert root.status_code == 1 and RECOVERED_ATTRIBUTE not in root.attributes
     assert rows(state_dir) == []
 
@@ -199,7 +198,7 @@ def test_otel_crew_recover_ends_a_dead_root(state_dir: Path, receiver: HttpRecei
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ended 1 root(s)" in result.stdout
-    (root,) = received(receiver, crashed["span_id"])
+    (root,) = received(receiver, crashed.span_id)
     assert root.status_code == 2 and root.attributes[RECOVERED_ATTRIBUTE] is True
     assert rows(state_dir) == []
 
