@@ -9,7 +9,8 @@ normally and the process exits).
 ``recover URL AGENTOPS``: print ``{"ready": true}``, wait for one line on
 stdin (so that several recoverers start together), then instrument a provider
 exporting to ``URL``: that is the recovery. Prints what it recovered and the
-recovered roots' times, and exits (the exporters flush at exit).
+recovered roots' times, and exits (the exporters flush at exit; AgentOps'
+is flushed once it has its token).
 
 ``AGENTOPS`` is ``on`` (AgentOps initialised, against the test's stand-in)
 or ``off``.
@@ -99,6 +100,10 @@ def recover(url: str, with_agentops: bool) -> None:
         for span in kept.spans
         if span.context is not None
     ]
+    if with_agentops:  # a short-lived process: send the session once AgentOps has its token
+        from otel_crew.agentops_sessions.recovery import flush_agentops
+
+        flush_agentops(10.0)
     print(json.dumps({"recovered": roots}), flush=True)
     provider.shutdown()
 
