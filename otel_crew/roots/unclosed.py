@@ -109,9 +109,9 @@ class _Root:
         self.outer = outer  # the root this one nests in (a workflow under a request span)
         self.journaled: float | None = None  # the last_activity the journal has; None: not journaled
 
-    def activity_ns(self) -> int:
-        """The last activity as epoch ns: the span's own start plus the clock's advance."""
-        return int(self.span.start_time or 0) + int((self.last_activity - self.started) * 1e9)
+    def epoch_ns(self, at: float) -> int:
+        """A time of the processor's clock as epoch ns: the span's own start plus the clock's advance."""
+        return int(self.span.start_time or 0) + int((at - self.started) * 1e9)
 
 
 _NAME = "UnclosedRootProcessor"
@@ -289,8 +289,8 @@ class UnclosedRootProcessor(SpanProcessor):
             return 0
         seen = []
         for record in changed:
-            record.journaled = record.last_activity
-            seen.append((record.span.get_span_context(), record.activity_ns()))
+            record.journaled = last = record.last_activity  # read once: other threads move it on
+            seen.append((record.span.get_span_context(), record.epoch_ns(last)))
         self._journal.activity(seen)
         return len(seen)
 
