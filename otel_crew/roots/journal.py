@@ -419,6 +419,18 @@ _journals: dict[str, RootJournal] = {}
 _journals_lock = threading.Lock()
 
 
+def _fresh_locks_in_child() -> None:
+    """A lock held by another thread at fork time would never be released in the child."""
+    global _journals_lock
+    _journals_lock = threading.Lock()
+    for journal in _journals.values():
+        journal._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(after_in_child=_fresh_locks_in_child)
+
+
 def journal_at(directory: str) -> RootJournal:
     """The process's journal in ``directory`` (one object per directory)."""
     directory = os.path.abspath(directory)
