@@ -1,8 +1,7 @@
 """The two sides of a crash, each in a fresh process (``OTEL_CREW_STATE_DIR`` from the test).
 
 ``open URL AGENTOPS``: instrument a provider exporting OTLP/HTTP to ``URL``,
-open ``workflow("doomed")``, run a crew inside it (plain spans without
-CrewAI), flush the exporter, print the root's ids as one JSON line, and wait
+open ``workflow("doomed")``, run a crew inside it, flush the exporter, print the root's ids as one JSON line, and wait
 on stdin: the test kills it there (or closes stdin: the root then ends
 normally and the process exits).
 
@@ -18,7 +17,6 @@ or ``off``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -48,16 +46,6 @@ def provider_with_agentops(with_agentops: bool) -> TracerProvider:
     return provider
 
 
-def crew_work(provider: TracerProvider) -> None:
-    try:
-        from otel_crew.cli.demo_crews import research_crew
-    except ImportError:  # the environment without CrewAI: plain children
-        with provider.get_tracer("scenario").start_as_current_span("plain child"):
-            pass
-        return
-    research_crew().kickoff(inputs={"topic": "crashes"})
-
-
 def open_and_wait(url: str, with_agentops: bool) -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -68,7 +56,9 @@ def open_and_wait(url: str, with_agentops: bool) -> None:
     provider.add_span_processor(batch)
     OtelCrewInstrumentor().instrument(tracer_provider=provider, agentops="on" if with_agentops else "off")
     with workflow("doomed", attributes={"pipeline.kind": "nightly"}, tracer_provider=provider) as root:
-        crew_work(provider)
+        from otel_crew.cli.demo_crews import research_crew
+
+        research_crew().kickoff(inputs={"topic": "crashes"})
         batch.force_flush()  # the children are out; the root is still open
         context = root.get_span_context()
         print(json.dumps({"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}), flush=True)
@@ -85,8 +75,8 @@ def recover(url: str, with_agentops: bool) -> None:
     kept = Kept()
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
     provider.add_span_processor(SimpleSpanProcessor(kept))
-    with contextlib.suppress(ImportError):
-        import crewai  # noqa: F401 - imported before "ready", so that recoverers instrument together
+    import crewai  # noqa: F401 - imported before "ready", so that recoverers instrument together
+
     print(json.dumps({"ready": True}), flush=True)
     sys.stdin.readline()
     OtelCrewInstrumentor().instrument(tracer_provider=provider, agentops="on" if with_agentops else "off")

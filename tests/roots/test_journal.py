@@ -13,18 +13,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Spans
+from conftest import CREWAI, Spans
 from crashes import crash, kill, open_roots, received, recover_in, rows, set_columns
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 from otlp_receivers import HttpReceiver
 
 from otel_crew import workflow
+from otel_crew.instrumentation.crash_recovery import recover_dead_roots_into
 from otel_crew.roots import unclosed
 from otel_crew.roots.journal import FILE_NAME, journal_at, journal_from_env, state_dir_from_env
 from otel_crew.roots.recovery import RECOVERED_DESCRIPTION, recover_dead_roots
 from otel_crew.roots.unclosed import UnclosedRootProcessor
 from otel_crew.semconv import RECOVERED_ATTRIBUTE, ROOT_ATTRIBUTE
+
+# The processes instrument CrewAI: without it instrument() installs nothing, and recovers nothing.
+needs_crewai = pytest.mark.skipif(CREWAI is None, reason="the crash processes run a crew")
 
 
 @pytest.fixture
@@ -42,6 +46,7 @@ def state_dir(tmp_path: Path) -> Path:
 # -- a process killed with its root open ---------------------------------------------------
 
 
+@needs_crewai
 def test_a_killed_process_root_is_exported_once_even_by_two_processes_starting_at_once(
     state_dir: Path, receiver: HttpReceiver
 ) -> None:
@@ -74,6 +79,7 @@ def test_a_killed_process_root_is_exported_once_even_by_two_processes_starting_a
     assert rows(state_dir) == []
 
 
+@needs_crewai
 def test_otel_crew_recover_ends_a_dead_root(state_dir: Path, receiver: HttpReceiver) -> None:
     crashed = crash(state_dir, receiver.url)
     env = {
@@ -190,30 +196,30 @@ def journal_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [record.getMessage() for record in caplog.records if "journal" in record.getMessage()]
 
 
-def pipeline_runs_without_the_journal(spans: Spans) -> None:
-    from conftest import instrumenting
-
-    with instrumenting(spans):  # recovery at instrument() meets the journal first
-        for number in range(2):
-            with workflow(f"survives-{number}", tracer_provider=spans.provider):
-                spans.provider.get_tracer("test").start_span("step").end()
+def pipeline_runs_without_the_journal() -> None:
+    spans = Spans(UnclosedRootProcessor())  # its journal: the one OTEL_CREW_STATE_DIR names
+    recover_dead_roots_into(spans.provider, end_sessions=False)  # what instrument() runs first
+    for number in range(2):
+        with workflow(f"survives-{number}", tracer_provider=spans.provider):
+            spans.provider.get_tracer("test").start_span("step").end()
     assert [spans.one(f"survives-{n}").status.status_code for n in range(2)] == [StatusCode.OK] * 2
+    spans.provider.shutdown()
 
 
 def test_a_corrupt_journal_gives_one_warning_and_the_pipeline_runs(
-    state_dir: Path, spans: Spans, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    state_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state_dir.mkdir()
     (state_dir / FILE_NAME).write_bytes(b"this is not an SQLite database, it is what a crash left" * 100)
     monkeypatch.setenv("OTEL_CREW_STATE_DIR", str(state_dir))
     with caplog.at_level(logging.WARNING, logger="otel_crew"):
-        pipeline_runs_without_the_journal(spans)
+        pipeline_runs_without_the_journal()
     (warning,) = journal_warnings(caplog)
     assert str(state_dir / FILE_NAME) in warning and "DatabaseError" in warning
 
 
 def test_a_locked_journal_gives_one_warning_and_the_pipeline_runs(
-    state_dir: Path, spans: Spans, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    state_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state_dir.mkdir()
     monkeypatch.setenv("OTEL_CREW_STATE_DIR", str(state_dir))
@@ -222,7 +228,7 @@ def test_a_locked_journal_gives_one_warning_and_the_pipeline_runs(
     locker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock past the busy timeout
     try:
         with caplog.at_level(logging.WARNING, logger="otel_crew"):
-            pipeline_runs_without_the_journal(spans)
+            pipeline_runs_without_the_journal()
     finally:
         locker.execute("ROLLBACK")
         locker.close()
