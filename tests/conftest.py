@@ -22,6 +22,8 @@ os.environ["CREWAI_TRACING_ENABLED"] = "false"
 os.environ.setdefault("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "NO_CONTENT")
 # CrewAI's task-output store differs between 0.x and 1.x: one per run.
 os.environ["CREWAI_STORAGE_DIR"] = tempfile.mkdtemp(prefix="otel-crew-tests-")
+# The open-roots journal of every test process (children inherit it) stays out of the user's home.
+os.environ["OTEL_CREW_STATE_DIR"] = tempfile.mkdtemp(prefix="otel-crew-state-")
 
 
 def crewai_version() -> tuple[int, ...] | None:

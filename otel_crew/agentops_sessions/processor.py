@@ -47,6 +47,7 @@ from otel_crew.agentops_sessions.end_states import (
 )
 from otel_crew.agentops_sessions.export_repair import repair_agentops_export
 from otel_crew.roots.definition import RootIndex, span_key, starts_root
+from otel_crew.roots.journal import note_session
 from otel_crew.roots.lifecycle import on_fork_in_child
 from otel_crew.semconv import GEN_AI_OPERATION_NAME, OPERATION_INVOKE_WORKFLOW, ROOT_ATTRIBUTE, SCHEMA_URL
 from otel_crew.version import __version__
@@ -264,6 +265,8 @@ class AgentOpsSessionProcessor(SpanProcessor):
                 return
             try:
                 session.trace_context = self._start_trace(session.root)
+                if session.trace_context is not None:  # so that a later process can end it if this one dies
+                    note_session(session.root.get_span_context(), session.trace_context.span)
             except Exception as error:
                 self._warn(
                     "open",

@@ -1,5 +1,6 @@
 """The ``otel-crew`` command: ``demo`` runs a pipeline offline and prints its
-trace tree; ``doctor`` says what is installed and what happens to spans.
+trace tree; ``doctor`` says what is installed and what happens to spans;
+``recover`` ends the roots (and AgentOps sessions) of processes that died.
 
 Exit codes: 0 success, 1 the pipeline failed (demo) or something needs fixing
 (doctor), 2 bad usage, 3 something the command needs is not installed.
@@ -98,6 +99,13 @@ def _demo(console: Console) -> int:
     return EXIT_OK
 
 
+def _recover(console: Console) -> int:
+    from otel_crew.cli.recover import recover_now
+
+    console.print(recover_now())
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-crew", description="OpenTelemetry for CrewAI pipelines, under a root span you own."
@@ -118,6 +126,15 @@ def _parser() -> argparse.ArgumentParser:
         help="say what is installed, whether the collector answers, and what happens to your spans",
         description="Say what is installed, whether the OTLP endpoint answers, and what happens to your spans.",
     )
+    commands.add_parser(
+        "recover",
+        help="end the roots and AgentOps sessions of this host's processes that died with them open",
+        description=(
+            "End, once, the open roots journaled in OTEL_CREW_STATE_DIR by this host's processes that are gone "
+            "(exported with the OTEL_EXPORTER_OTLP_* variables, status ERROR, otel_crew.root.recovered=true) "
+            "and their AgentOps sessions ('Indeterminate', when AGENTOPS_API_KEY is set)."
+        ),
+    )
     return parser
 
 
@@ -128,4 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(console)
     if arguments.command == "doctor":
         return _doctor(console)
+    if arguments.command == "recover":
+        return _recover(console)
     return EXIT_USAGE

@@ -27,6 +27,7 @@ from otel_crew.instrumentation import baggage_guard
 from otel_crew.instrumentation.agent import AgentWrappers
 from otel_crew.instrumentation.attributes import capture_content_from_env
 from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHandoff
+from otel_crew.instrumentation.crash_recovery import recover_dead_roots_into
 from otel_crew.instrumentation.crew import CrewWrappers
 from otel_crew.instrumentation.flow import FlowWrappers, flow_class_module
 from otel_crew.instrumentation.patches import Patch, PatchError, Row, apply, report_missing
@@ -222,6 +223,7 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             )
             raise _UndoneError from error
         _LOG.debug("otel-crew: instrumented %d methods", len(self._patches))
+        recover_dead_roots_into(self._provider, any(isinstance(p, AgentOpsSessionProcessor) for p in self._processors))
 
     def _install(self, provider: trace.TracerProvider | None, options: dict[str, Any]) -> None:
         """Each step records what it did before the next starts, for _uninstrument to undo."""

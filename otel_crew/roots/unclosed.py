@@ -11,7 +11,11 @@ its AgentOps session and stays in memory. This processor watches every root:
 - optionally, a further limit later, the root is **force-ended** with status
   ERROR and ``otel_crew.root.unclosed=true``;
 - at shutdown (and force_flush, and process exit) every open root is flagged
-  and ended, so its spans are exported.
+  and ended, so its spans are exported;
+- open roots are journaled on disk (``journal.py``): one row when a root
+  starts, deleted when it ends, its last activity written by the watcher
+  thread at most every ``JOURNAL_INTERVAL`` seconds, so that a later process
+  can end the root if this one dies.
 
 The hot path is a dict update under a short lock. Deadlines sit in a heap
 that one background thread sleeps on; an idle deadline is only recomputed
@@ -39,6 +43,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, Status, StatusCode
 
 from otel_crew.roots.definition import RootIndex, span_key, starts_root
+from otel_crew.roots.journal import RootJournal, journal_from_env
 from otel_crew.roots.lifecycle import on_exit, on_fork_in_child
 from otel_crew.semconv import SCHEMA_URL, UNCLOSED_ATTRIBUTE
 from otel_crew.version import __version__
@@ -60,6 +65,8 @@ COALESCE_SECONDS = 0.05
 """The watcher wakes this long after the earliest deadline, so that deadlines
 close together (100,000 roots opened in one burst) are handled in one pass,
 not one wake-up each."""
+JOURNAL_INTERVAL = 2.0
+"""Seconds between the watcher's writes of roots' last activity to the journal."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ class _Root:
         "ended",
         "flagged_at",
         "heap_entry",
+        "journaled",
         "key",
         "last_activity",
         "outer",
@@ -99,6 +107,11 @@ class _Root:
         self.ended = False
         self.heap_entry: int | None = None  # sequence number of its live heap entry
         self.outer = outer  # the root this one nests in (a workflow under a request span)
+        self.journaled: float | None = None  # the last_activity the journal has; None: not journaled
+
+    def epoch_ns(self, at: float) -> int:
+        """A time of the processor's clock as epoch ns: the span's own start plus the clock's advance."""
+        return int(self.span.start_time or 0) + int((at - self.started) * 1e9)
 
 
 _NAME = "UnclosedRootProcessor"
@@ -136,6 +149,8 @@ class UnclosedRootProcessor(SpanProcessor):
         end_roots_on_flush: also end open roots on ``force_flush`` (as at shutdown).
         meter_provider: where the counters go (default: the global one).
         clock: monotonic seconds; replaceable in tests.
+        journal: the on-disk journal of open roots (True: the one
+            ``OTEL_CREW_STATE_DIR`` names; False: none; or a ``RootJournal``).
     """
 
     def __init__(
@@ -148,6 +163,7 @@ class UnclosedRootProcessor(SpanProcessor):
         end_roots_on_flush: bool = True,
         meter_provider: MeterProvider | None = None,
         clock: Callable[[], float] = time.monotonic,
+        journal: RootJournal | bool = True,
     ) -> None:
         self._idle = _optional_seconds("idle_timeout", idle_timeout)
         self._max_age = _optional_seconds("max_age", max_age)
@@ -160,6 +176,9 @@ class UnclosedRootProcessor(SpanProcessor):
         self._max_tracked = max_tracked_roots
         self._end_on_flush = end_roots_on_flush
         self._clock = clock
+        if not isinstance(journal, (bool, RootJournal)):
+            raise TypeError(f"{_NAME}(journal=...): expected bool or RootJournal, got {journal!r}")
+        self._journal = journal_from_env() if journal is True else journal or None
         meter = metrics.get_meter("otel_crew", __version__, meter_provider=meter_provider, schema_url=SCHEMA_URL)
         self._flagged_counter = meter.create_counter(
             "otel_crew.roots.unclosed", unit="{root}", description="Roots flagged as left open"
@@ -192,6 +211,7 @@ class UnclosedRootProcessor(SpanProcessor):
         self._sequence = itertools.count()
         self._worker: threading.Thread | None = None
         self._stopping = False
+        self._next_journal_write = time.monotonic() + JOURNAL_INTERVAL  # real time, whatever the clock
 
     # -- the hot path ---------------------------------------------------------
 
@@ -236,7 +256,13 @@ class UnclosedRootProcessor(SpanProcessor):
             self._schedule(record)
             if self._worker is None and not self._shut_down:
                 self._start_worker()
+            elif self._journal is not None and len(self._roots) == 1:
+                self._wakeup.notify()  # the worker may be waiting with nothing to write
+        if self._journal is not None and span.context.trace_flags.sampled:
+            record.journaled = now
+            self._journal.root_started(span)
         if dropped is not None:
+            self._unjournal(dropped)  # no longer watched: nothing to recover it from
             self._dropped_counter.add(1)
             self._flag(dropped, self._clock(), "too many open roots; no longer watched", None)
 
@@ -245,6 +271,28 @@ class UnclosedRootProcessor(SpanProcessor):
             if self._roots.pop(record.key, None) is None:
                 return  # dropped already, or ended by us before
             self._forget(record)
+        self._unjournal(record)
+
+    def _unjournal(self, record: _Root) -> None:
+        if self._journal is not None and record.journaled is not None:
+            record.journaled = None
+            self._journal.root_ended(record.span.get_span_context())
+
+    def write_activity(self) -> int:
+        """Write the last activity of every journaled root that saw some since
+        the last write, in one transaction; return how many. The worker calls
+        this every ``JOURNAL_INTERVAL`` seconds; tests may too."""
+        with self._lock:
+            self._next_journal_write = time.monotonic() + JOURNAL_INTERVAL
+            changed = [r for r in self._roots.values() if r.journaled is not None and r.journaled != r.last_activity]
+        if self._journal is None or not changed:
+            return 0
+        seen = []
+        for record in changed:
+            record.journaled = last = record.last_activity  # read once: other threads move it on
+            seen.append((record.span.get_span_context(), record.epoch_ns(last)))
+        self._journal.activity(seen)
+        return len(seen)
 
     def _forget(self, record: _Root) -> None:
         """Under the lock: the record is done; its heap entry goes stale."""
@@ -335,14 +383,25 @@ class UnclosedRootProcessor(SpanProcessor):
             with self._lock:
                 if self._stopping:
                     return
-                if not self._deadlines:
-                    self._wakeup.wait()
+                delays = []
+                if self._deadlines:
+                    delays.append(self._deadlines[0][0] + COALESCE_SECONDS - self._clock())
+                journal_delay = self._journal_delay()
+                if journal_delay is not None:
+                    delays.append(journal_delay)
+                if not delays or min(delays) > 0:
+                    self._wakeup.wait(min(delays) if delays else None)
                     continue
-                delay = self._deadlines[0][0] + COALESCE_SECONDS - self._clock()
-                if delay > 0:
-                    self._wakeup.wait(delay)
-                    continue
-            self.poll()
+            if journal_delay is not None and journal_delay <= 0:
+                self.write_activity()
+            else:
+                self.poll()
+
+    def _journal_delay(self) -> float | None:
+        """Under the lock: seconds until the journal's next activity write, None if none is needed."""
+        if self._journal is None or not self._roots:
+            return None
+        return self._next_journal_write - time.monotonic()
 
     # -- flag and end -------------------------------------------------------------
 
