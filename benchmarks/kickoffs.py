@@ -112,7 +112,7 @@ def measure(rounds: int, calls: int, peers: bool, progress: Callable[[str], None
                 before = exporter.count
                 return [timed(workload, calls), (exporter.count - before) / calls]
 
-        runs = {
+        runs: dict[Any, Callable[[], Any]] = {
             (label, work): functools.partial(run, chosen[label], workloads[work])
             for label, work in itertools.product(present, WORKLOADS)
         }

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import statistics
 import tracemalloc
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from benchmarks.common import Table, interleave, noop_provider, paired, timed
@@ -26,13 +29,17 @@ def _providers() -> dict[str, TracerProvider]:
     return {name: noop_provider(*chosen)[0] for name, chosen in processors.items()}
 
 
+def _span(tracer: trace.Tracer, context: Context | None) -> None:
+    tracer.start_span("span", context).end()
+
+
 def span_costs(rounds: int, calls: int, progress: Callable[[str], None]) -> Table:
-    runs: dict[tuple[str, str], Callable[[], float]] = {}
+    runs: dict[Any, Callable[[], Any]] = {}
     for name, provider in (providers := _providers()).items():
         tracer = provider.get_tracer("bench")
         under_root = trace.set_span_in_context(tracer.start_span("open root"))
-        runs[name, "root"] = lambda t=tracer: timed(lambda: t.start_span("root").end(), calls)
-        runs[name, "child"] = lambda t=tracer, c=under_root: timed(lambda: t.start_span("child", c).end(), calls)
+        runs[name, "root"] = functools.partial(timed, functools.partial(_span, tracer, None), calls)
+        runs[name, "child"] = functools.partial(timed, functools.partial(_span, tracer, under_root), calls)
     seconds = interleave(runs, rounds, lambda step: progress(f"processor cost per span: {step}"))
     rows: list[list[object]] = []
     for (name, kind), times in sorted(seconds.items(), key=lambda item: item[0][1] != "root"):
@@ -60,11 +67,9 @@ def _roots_per_second(provider: TracerProvider, threads: int, roots: int) -> flo
 
 def threads(rounds: int, roots: int, progress: Callable[[str], None]) -> Table:
     providers, counts = _providers(), (1, 2, 4, 8)
-    runs = {
-        (n, name): lambda n=n, name=name: _roots_per_second(providers[name], n, roots)
-        for n in counts
-        for name in (NONE, BOTH)
-    }
+    runs: dict[Any, Callable[[], Any]] = {}
+    for n, name in itertools.product(counts, (NONE, BOTH)):
+        runs[n, name] = functools.partial(_roots_per_second, providers[name], n, roots)
     rates = interleave(runs, rounds, lambda step: progress(f"roots per second from 1 to 8 threads: {step}"))
     for provider in providers.values():
         provider.shutdown()
@@ -78,7 +83,7 @@ def threads(rounds: int, roots: int, progress: Callable[[str], None]) -> Table:
 
 def open_roots(count: int, progress: Callable[[str], None]) -> Table:
     progress(f"{count:,} open roots")
-    spans = [noop_provider()[0].get_tracer("scale").start_span("root") for _ in range(count)]
+    spans: list[Any] = [noop_provider()[0].get_tracer("scale").start_span("root") for _ in range(count)]
     processors = [UnclosedRootProcessor(max_tracked_roots=count), AgentOpsSessionProcessor()]
     tracemalloc.start()
     for span, processor in itertools.product(spans, processors):
@@ -95,7 +100,7 @@ def open_roots(count: int, progress: Callable[[str], None]) -> Table:
 
 def _time_to_flag(count: int) -> float:
     """From the moment every root is due (on a clock the benchmark drives) until each is flagged: one poll."""
-    now, flagged = [0.0], []
+    now, flagged = [0.0], list[object]()
     watcher = UnclosedRootProcessor(60, None, on_unclosed=flagged.append, max_tracked_roots=count, clock=lambda: now[0])
     provider, _ = noop_provider(watcher)
     opened = [provider.get_tracer("scale").start_span("root") for _ in range(count)]
