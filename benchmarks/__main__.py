@@ -1,50 +1,65 @@
-"""Run every benchmark and write BENCHMARKS.md: ``python -m benchmarks [--short] [--output FILE]``."""
+"""``python -m benchmarks [--short] [--output FILE]``: every benchmark in one run, progress on stderr. The tables
+go between the results markers of FILE (BENCHMARKS.md, its prose written by hand), or make up FILE."""
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import logging
+import os
+import platform
 import sys
+from importlib.metadata import distributions
 from pathlib import Path
 
-from benchmarks import hot_path, kickoff, threads, unclosed_scale
-from benchmarks.harness import machine, table
+from benchmarks import kickoffs, processors
+from benchmarks.common import Table
+
+BEGIN, END = "<!-- results: written by python -m benchmarks -->", "<!-- end of results -->"
+PACKAGES = ("crewai", "opentelemetry-sdk", "agentops", "otel-crew", *kickoffs.PEERS.values())
+
+
+def run(short: bool) -> list[Table]:
+    def progress(step: str) -> None:
+        print(f"benchmarks: {step}", file=sys.__stderr__, flush=True)
+
+    os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})  # one core; threads started later inherit it
+    logging.getLogger("otel_crew").setLevel(logging.ERROR)  # a flagged root's log line is the handler's I/O
+    return [
+        kickoffs.measure(rounds=2 if short else 30, calls=1 if short else 3, peers=not short, progress=progress),
+        processors.span_costs(rounds=5 if short else 41, calls=300 if short else 5000, progress=progress),
+        processors.threads(rounds=2 if short else 6, roots=400 if short else 4000, progress=progress),
+        processors.open_roots(2_000 if short else 100_000, progress),
+    ]
+
+
+def _cell(value: object) -> str:
+    if not isinstance(value, float):
+        return str(value)
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def render(tables: list[Table], short: bool) -> str:
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    installed = {str(package.metadata["Name"]).lower(): package.version for package in distributions()}
+    facts = [f"{os.cpu_count()} cores", platform.platform(terse=True), f"Python {platform.python_version()}"]
+    facts += [f"{package} {installed.get(package, 'not installed')}" for package in PACKAGES]
+    lines = [f"Run {when}, {'short (no peers; the numbers mean little)' if short else 'full'}: {', '.join(facts)}."]
+    for title, header, rows in tables:
+        lines += ["", f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(map(_cell, row)) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--short", action="store_true", help="a few iterations: proves the suite runs, measures little")
-    parser.add_argument("--output", default="BENCHMARKS.md", help="where the report goes (default: BENCHMARKS.md)")
+    parser.add_argument("--short", action="store_true", help="a few iterations, no peers: proves the code runs")
+    parser.add_argument("--output", default="BENCHMARKS.md", type=Path)
     arguments = parser.parse_args(argv)
-    short = arguments.short
-    sections = []
-
-    print("kickoff overhead ...", file=sys.stderr, flush=True)
-    rounds, calls, counted, profiled = (2, 1, 1, 2) if short else (250, 5, 20, 200)
-    result = kickoff.measure(rounds=rounds, calls=calls, counted_kickoffs=counted, profiled_kickoffs=profiled)
-    sections.append(kickoff.report(result))
-    print("processor hot path ...", file=sys.stderr, flush=True)
-    sections.append(hot_path.report(hot_path.measure(blocks=2 if short else 40)))
-    print("unclosed roots at scale ...", file=sys.stderr, flush=True)
-    sections.append(
-        unclosed_scale.report(
-            unclosed_scale.measure(roots=2_000 if short else 100_000, idle_seconds=0.5 if short else 2.0)
-        )
-    )
-    print("threads ...", file=sys.stderr, flush=True)
-    sections.append(threads.report(threads.measure(seconds=0.2 if short else 1.0, rounds=1 if short else 4)))
-
-    facts = [[key, value] for key, value in machine().items()]
-    facts.append(["date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")])
-    facts.append(["mode", "short (proves the suite runs; numbers mean little)" if short else "full"])
-    header = (
-        "# Benchmarks\n\n"
-        "Written by `nox -s bench` (`python -m benchmarks`). Each comparison is measured in one run, interleaved in\n"
-        "blocks (A B A B ..., order rotated), and reported as medians and ratios. The garbage collector runs\n"
-        "between timed stretches, not inside them.\n\n" + table(["", ""], facts) + "\n"
-    )
-    Path(arguments.output).write_text("\n".join([header, *sections]))
-    print(f"wrote {arguments.output}", file=sys.stderr)
+    block = f"{BEGIN}\n{render(run(arguments.short), arguments.short)}\n{END}"
+    before, found, rest = (arguments.output.read_text() if arguments.output.exists() else "").partition(BEGIN)
+    arguments.output.write_text(f"{before}{block}{rest.partition(END)[2]}" if found else f"{block}\n")
+    print(f"benchmarks: wrote {arguments.output}", file=sys.stderr)
     return 0
 
 

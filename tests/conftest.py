@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -47,7 +48,9 @@ collect_ignore = NEEDS_CREWAI if CREWAI is None else []
 
 # AgentOps (installed in every test environment) talks only to a loopback
 # stand-in, whoever initialises it: the tests, or CrewAI 0.105+ at each kickoff.
-AGENTOPS = AgentOpsStandIn().start()
+# Its address is fixed here, before either reads the variables; it serves from
+# the session fixture ``agentops_stand_in`` on.
+AGENTOPS = AgentOpsStandIn()
 os.environ["AGENTOPS_API_ENDPOINT"] = AGENTOPS.url
 os.environ["AGENTOPS_EXPORTER_ENDPOINT"] = f"{AGENTOPS.url}/v1/traces"
 os.environ["AGENTOPS_API_KEY"] = "loopback-api-key"
@@ -109,6 +112,31 @@ class Spans:
         for child in self.children(root):
             rows += [(depth + 1, name) for depth, name in self.tree(child)]
         return rows
+
+
+@pytest.fixture(scope="session", autouse=True)
+def agentops_stand_in() -> Iterator[AgentOpsStandIn]:
+    """The AgentOps stand-in serving for the run: CrewAI 0.105+ initialises AgentOps at every kickoff, so
+    every test that runs a crew needs it."""
+    AGENTOPS.start()
+    yield AGENTOPS
+    AGENTOPS.stop()
+
+
+OUR_THREADS = "otel-crew-"
+
+
+@pytest.fixture(autouse=True)
+def no_thread_of_ours_left() -> Iterator[None]:
+    """Fails the test (and so the run) when it leaves a thread of ours running: every thread named
+    ``otel-crew-*`` it started must have ended once its teardown is over (shutdown joins them)."""
+    before = set(threading.enumerate())
+    yield
+    left = [thread for thread in threading.enumerate() if thread not in before and thread.name.startswith(OUR_THREADS)]
+    for thread in left:
+        thread.join(timeout=5)  # a thread told to stop may still be on its way out
+    if alive := sorted(thread.name for thread in left if thread.is_alive()):
+        pytest.fail(f"the test left threads of otel-crew running: {', '.join(alive)}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -110,18 +110,20 @@ def bridge_of(spans: Spans) -> AgentOpsSessionProcessor:
 
 
 def ended_sessions(prefix: str, expected: int) -> dict[str, list[str]]:
-    """Session name -> end states received, for sessions whose name starts with ``prefix``."""
-    deadline = time.monotonic() + 20
-    while True:
+    """Session name -> end states received, for sessions whose name starts with ``prefix``: once ``expected``
+    have arrived, read after a flush of AgentOps' exporter (a session not there then will not come)."""
+
+    def states(sessions: list[Any]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        for span in AGENTOPS.sessions():
+        for span in sessions:
             if span.name.startswith(prefix):
                 found.setdefault(span.name, []).append(str(span.attributes.get("agentops.session.end_state")))
-        if sum(map(len, found.values())) >= expected or time.monotonic() > deadline:
-            break
+        return found
+
+    deadline = time.monotonic() + 20
+    while sum(map(len, states(AGENTOPS.sessions()).values())) < expected and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)  # anything more would have arrived by now
-    return {name: states for name, states in found.items()}
+    return states(AGENTOPS.delivered())
 
 
 def kickoff_span(spans: Spans, name: str = "crew") -> Any:
@@ -317,8 +319,7 @@ def ended_by_tag(tag: str) -> list[Any]:
     while time.monotonic() < deadline:
         found = [s for s in AGENTOPS.sessions() if tag in s.attributes.get("agentops.tags", [])]
         if found:
-            time.sleep(0.3)
-            return [s for s in AGENTOPS.sessions() if tag in s.attributes.get("agentops.tags", [])]
+            return [s for s in AGENTOPS.delivered() if tag in s.attributes.get("agentops.tags", [])]
         time.sleep(0.05)
     return []
 
@@ -331,8 +332,7 @@ def test_auto_end_session_false_opens_no_session_for_a_bare_kickoff(spans: Spans
         spans.provider.force_flush()
     finally:
         instrumentor.uninstrument()
-    time.sleep(0.5)
-    assert [s for s in AGENTOPS.sessions() if "left-to-the-user" in s.name] == []
+    assert [s for s in AGENTOPS.delivered() if "left-to-the-user" in s.name] == []
 
 
 def test_export_repair_steps_in_only_where_agentops_export_is_broken(bridged: Spans) -> None:

@@ -9,7 +9,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from conftest import Spans, sdk_enabled
@@ -47,6 +47,9 @@ class Watched:
         self.processor = UnclosedRootProcessor(meter_provider=meters, **options)
         self.spans = Spans(first_processor=self.processor)
         self.tracer = self.spans.provider.get_tracer("test")
+        Watched.made.append(self)
+
+    made: ClassVar[list[Watched]] = []
 
     def metric(self, name: str) -> int:
         data = self.reader.get_metrics_data()
@@ -57,6 +60,14 @@ class Watched:
                     if metric.name == name:
                         return sum(int(point.value) for point in metric.data.data_points)
         return 0
+
+
+@pytest.fixture(autouse=True)
+def shut_down_watched() -> Iterator[None]:
+    """Every provider a test built with ``Watched`` is shut down after it: its watcher thread ends."""
+    yield
+    while Watched.made:
+        Watched.made.pop().spans.provider.shutdown()
 
 
 @pytest.fixture
