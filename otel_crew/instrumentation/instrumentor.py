@@ -23,7 +23,7 @@ from otel_crew.instrumentation.agent import AgentWrappers
 from otel_crew.instrumentation.attributes import capture_content_from_env
 from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHandoff
 from otel_crew.instrumentation.crew import CrewWrappers
-from otel_crew.instrumentation.provider_order import install_first, uninstall
+from otel_crew.instrumentation.provider_order import AwaitedProvider, install_first, uninstall
 from otel_crew.instrumentation.tool import ToolWrappers
 from otel_crew.roots import workflow as workflow_module
 from otel_crew.roots.unclosed import UnclosedRootProcessor
@@ -145,13 +145,14 @@ def _processors(options: dict[str, Any]) -> list[SpanProcessor]:
     if isinstance(mode, AgentOpsSessionProcessor):
         chosen.append(mode)
     elif mode == "on" or (mode == "auto" and _agentops_importable()):
-        chosen.append(
-            AgentOpsSessionProcessor(
-                auto_end_session=options.get("auto_end_session", True),
-                end_states=options.get("end_states"),
-                meter_provider=meter_provider,
-            )
+        bridge = AgentOpsSessionProcessor(
+            auto_end_session=options.get("auto_end_session", True),
+            end_states=options.get("end_states"),
+            meter_provider=meter_provider,
         )
+        if mode == "auto":  # AgentOps installed but unused is a normal state then
+            bridge.uninitialised_log_level = logging.DEBUG
+        chosen.append(bridge)
     return chosen
 
 
@@ -183,8 +184,11 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         provider = options.get("tracer_provider")
         self._provider = provider if provider is not None else trace.get_tracer_provider()
         self._processors = _processors(options)
-        for processor in reversed(self._processors):
-            install_first(self._provider, processor)
+        if isinstance(self._provider, trace.ProxyTracerProvider):  # no SDK provider yet: wait for one
+            self._provider = provider = AwaitedProvider(self._processors)
+        else:
+            for processor in reversed(self._processors):
+                install_first(self._provider, processor)
         capture = options.get("capture_content")
         tracer = trace.get_tracer("otel_crew", __version__, tracer_provider=provider, schema_url=SCHEMA_URL)
         table = _method_table(tracer, capture_content_from_env() if capture is None else capture)
