@@ -304,14 +304,13 @@ def _call_key(options: Mapping[str, Any]) -> tuple[Any, ...]:
     return variables, chosen
 
 
-def _still_traced(provider: _ConfiguredProvider | None) -> bool:
-    """Whether ``provider`` is running and still the one CrewAI is instrumented into."""
+def _instrumented_into(provider: _ConfiguredProvider | None) -> bool:
+    """Whether CrewAI is instrumented into ``provider`` (running or not)."""
     from otel_crew.instrumentation.instrumentor import OtelCrewInstrumentor
 
     instrumentor = OtelCrewInstrumentor()
     return (
         provider is not None
-        and not provider.is_shut_down
         and instrumentor.is_instrumented_by_opentelemetry
         and getattr(instrumentor, "_provider", None) is provider
     )
@@ -347,8 +346,8 @@ def configure(instrument: bool = True, **instrument_options: Any) -> TracerProvi
     key = _call_key(instrument_options)
     with _LAST.lock:
         previous = _LAST.provider
-        retarget = _still_traced(previous)
-        if retarget and previous is not None and key == _LAST.key:
+        retarget = _instrumented_into(previous)
+        if retarget and previous is not None and not previous.is_shut_down and key == _LAST.key:
             _LOG.debug("otel-crew: configure() again with the same settings returns the same provider")
             return previous
         instrumentor = OtelCrewInstrumentor()
@@ -363,6 +362,6 @@ def configure(instrument: bool = True, **instrument_options: Any) -> TracerProvi
         else:
             instrumentor.instrument(tracer_provider=provider, **instrument_options)
         _LAST.key, _LAST.provider = key, provider
-    if retarget and previous is not None:
+    if retarget and previous is not None and not previous.is_shut_down:
         previous.shutdown()
     return provider
