@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from otlp_receivers import GrpcReceiver, HttpReceiver
+
+PROTOCOLS = {"grpc": GrpcReceiver, "http/protobuf": HttpReceiver}
+
 
 @dataclass(frozen=True)
 class Run:
@@ -97,3 +101,13 @@ def grpc_server_without_otlp() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop(grace=None).wait()
+
+
+@contextmanager
+def otlp_receiver(protocol: str) -> Iterator[GrpcReceiver | HttpReceiver]:
+    """A loopback OTLP receiver for ``protocol``, stopped after the block."""
+    server: GrpcReceiver | HttpReceiver = PROTOCOLS[protocol]().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from cli_run import Run, black_hole, clean_env, closed_port, otel_crew, plain_web_server
+from cli_run import PROTOCOLS, Run, black_hole, clean_env, closed_port, otel_crew, otlp_receiver, plain_web_server
 from conftest import AGENTOPS, CREWAI
 from otlp_receivers import GrpcReceiver, HttpReceiver
 
@@ -33,14 +33,12 @@ CREW_SPANS = {
 }
 FRAMEWORK_NOISE = ("approximate input token count", "Error executing listener", "Flow Execution", "AgentOps:")
 START_COLLECTOR = "start one with: docker compose up -d --wait"
-PROTOCOLS = {"grpc": GrpcReceiver, "http/protobuf": HttpReceiver}
 
 
 @pytest.fixture(params=list(PROTOCOLS))
 def receiver(request: pytest.FixtureRequest) -> Iterator[tuple[str, GrpcReceiver | HttpReceiver]]:
-    server: GrpcReceiver | HttpReceiver = PROTOCOLS[request.param]().start()
-    yield request.param, server
-    server.stop()
+    with otlp_receiver(request.param) as server:
+        yield request.param, server
 
 
 def demo(**variables: str) -> Run:

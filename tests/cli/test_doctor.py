@@ -8,21 +8,28 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from cli_run import Run, black_hole, clean_env, closed_port, grpc_server_without_otlp, otel_crew, plain_web_server
+from cli_run import (
+    PROTOCOLS,
+    Run,
+    black_hole,
+    clean_env,
+    closed_port,
+    grpc_server_without_otlp,
+    otel_crew,
+    otlp_receiver,
+    plain_web_server,
+)
 from conftest import CREWAI
 from otlp_receivers import GrpcReceiver, HttpReceiver
 
 with_crewai = pytest.mark.skipif(CREWAI is None, reason="needs CrewAI installed")
 without_crewai = pytest.mark.skipif(CREWAI is not None, reason="runs in the environment without CrewAI")
 
-PROTOCOLS = {"grpc": GrpcReceiver, "http/protobuf": HttpReceiver}
-
 
 @pytest.fixture(params=list(PROTOCOLS))
 def receiver(request: pytest.FixtureRequest) -> Iterator[tuple[str, GrpcReceiver | HttpReceiver]]:
-    server: GrpcReceiver | HttpReceiver = PROTOCOLS[request.param]().start()
-    yield request.param, server
-    server.stop()
+    with otlp_receiver(request.param) as server:
+        yield request.param, server
 
 
 def doctor(*arguments: str, **variables: str) -> Run:
