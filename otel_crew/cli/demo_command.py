@@ -132,8 +132,8 @@ def _run(console: Console, settings: ExportSettings, agentops_on: bool) -> int:
         export = _export(settings)
         if export.exporter is not None:
             provider.add_span_processor(BatchSpanProcessor(export.exporter))
+        agentops_ran = agentops_on and _agentops_start()  # before _quiet_crewai: its provider must record
         _quiet_crewai()
-        agentops_ran = agentops_on and _agentops_start()
         instrumentor = OtelCrewInstrumentor()
         instrumentor.instrument(tracer_provider=provider, agentops="on" if agentops_ran else "off")
         try:
