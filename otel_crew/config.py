@@ -1,15 +1,17 @@
-"""``configure()``: a tracer provider from the standard OpenTelemetry variables, in one call.
+"""Every ``OTEL_*`` variable otel-crew reads, parsed once; and ``configure()``.
 
-For people without a provider of their own. It builds a new SDK
-``TracerProvider`` (never the global one, never one you already have) with:
+``export_settings()`` reads the standard OpenTelemetry variables into one
+``ExportSettings`` (the CLI's demo and doctor and ``configure()`` all use it),
+so a bad value gets the same one-line ``ConfigError`` (a ``ValueError``)
+wherever it is met: the variable, the value, and what is allowed.
 
-- the resource from ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES``;
-- batch export over OTLP, ``OTEL_EXPORTER_OTLP_PROTOCOL`` ``grpc`` (the
-  default) or ``http/protobuf``, to ``OTEL_EXPORTER_OTLP_ENDPOINT`` with
-  ``OTEL_EXPORTER_OTLP_HEADERS`` (read by OpenTelemetry's own exporters);
-  ``OTEL_TRACES_EXPORTER=none`` or ``console`` as the SDK defines them;
-- CrewAI instrumented into it, with the unclosed-root processor and (when
-  AgentOps is installed) the AgentOps session bridge.
+``configure()`` is for people without a provider of their own. It builds a new
+SDK ``TracerProvider`` (never the global one, never one you already have) with
+the resource from ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES``,
+batch export as ``OTEL_TRACES_EXPORTER`` and the ``OTEL_EXPORTER_OTLP_*``
+variables say, and CrewAI instrumented into it. A second call with the same
+variables and options returns the same provider; with different ones it
+re-targets the instrumentation to a new provider and shuts the old one down.
 
 An exporter that cannot reach its collector never slows the pipeline (export
 runs on the batch processor's thread) and says so in one log line per outage.
@@ -19,10 +21,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -31,34 +36,186 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
-__all__ = ["configure", "otlp_exporter"]
+__all__ = ["ConfigError", "ExportSettings", "config_problems", "configure", "export_settings", "otlp_exporter"]
 
 _LOG = logging.getLogger(__name__)
 
 PROTOCOLS = ("grpc", "http/protobuf")
 DEFAULT_ENDPOINTS = {"grpc": "http://localhost:4317", "http/protobuf": "http://localhost:4318"}
+TRACES_EXPORTERS = ("otlp", "console", "none")
+COMPRESSIONS = ("gzip", "deflate", "none")
+DEFAULT_TIMEOUT_S = 10.0
 
 
-def otlp_protocol() -> str:
-    """The OTLP protocol the variables ask for; refuses one we cannot speak."""
-    protocol = (
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
-    ).strip()
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: otel-crew exports with one of {PROTOCOLS}")
-    return protocol
+class ConfigError(ValueError):
+    """A variable with a value otel-crew cannot use; the message is one line."""
 
 
-def otlp_endpoint() -> str:
-    """Where OTLP traces go: the variable, else the protocol's default."""
-    return (
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or DEFAULT_ENDPOINTS[otlp_protocol()]
+@dataclass(frozen=True)
+class ExportSettings:
+    """What the ``OTEL_*`` variables ask for, checked."""
+
+    exporters: tuple[str, ...]  # from OTEL_TRACES_EXPORTER, without "none"
+    protocol: str
+    endpoint: str  # as named (or the protocol's default)
+    traces_url: str  # where trace exports go: HTTP adds /v1/traces to a generic endpoint
+    endpoint_named: bool  # a variable named the endpoint
+    headers: Mapping[str, str] = field(repr=False)  # may hold credentials: never printed
+    timeout_s: float
+    service_name: str  # the SDK's own precedence: OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES
+    sdk_disabled: bool
+
+    @property
+    def exports_otlp(self) -> bool:
+        return "otlp" in self.exporters
+
+
+def _pick(environ: Mapping[str, str], *names: str) -> tuple[str, str | None]:
+    """(variable, value) of the first of ``names`` that is set and not blank."""
+    for name in names:
+        value = environ.get(name, "").strip()
+        if value:
+            return name, value
+    return names[-1], None
+
+
+def _protocol(environ: Mapping[str, str]) -> str:
+    name, value = _pick(environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+    if value is None:
+        return "grpc"
+    if value == "http/json":
+        raise ConfigError(
+            f"{name}='http/json': OpenTelemetry's Python OTLP exporter has no JSON encoding; "
+            "use http/protobuf (port 4318) or grpc (port 4317)"
+        )
+    if value not in PROTOCOLS:
+        raise ConfigError(f"{name}={value!r}: allowed values are grpc and http/protobuf")
+    return value
+
+
+def _endpoint(environ: Mapping[str, str], protocol: str) -> tuple[str, str, bool]:
+    """(endpoint, traces URL, named)."""
+    name, value = _pick(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    if value is None:
+        endpoint = DEFAULT_ENDPOINTS[protocol]
+        return endpoint, _traces_url(endpoint, protocol, signal_specific=False), False
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"{name}={value!r}: expected a URL with http:// or https://, a host and an optional port, "
+            f"such as {DEFAULT_ENDPOINTS[protocol]}"
+        )
+    return value, _traces_url(value, protocol, signal_specific=name.endswith("_TRACES_ENDPOINT")), True
+
+
+def _traces_url(endpoint: str, protocol: str, signal_specific: bool) -> str:
+    # The OTLP/HTTP exporter adds the signal's path to a generic endpoint only.
+    if protocol == "grpc" or signal_specific:
+        return endpoint
+    return endpoint.rstrip("/") + "/v1/traces"
+
+
+def _headers(environ: Mapping[str, str]) -> dict[str, str]:
+    name, value = _pick(environ, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
+    headers: dict[str, str] = {}
+    for number, entry in enumerate((value or "").split(","), start=1):
+        if not entry.strip():
+            continue
+        key, equals, header_value = entry.partition("=")
+        if not equals or not key.strip():
+            # Header values are often credentials: name the entry, never print it.
+            raise ConfigError(f"{name}: entry {number} is not key=value (values not shown); expected k1=v1,k2=v2")
+        headers[unquote(key.strip()).lower()] = unquote(header_value.strip())
+    return headers
+
+
+def _timeout(environ: Mapping[str, str]) -> float:
+    name, value = _pick(environ, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+    if value is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"{name}={value!r}: expected a positive number of seconds (the Python exporter's unit)")
+    return seconds
+
+
+def _compression(environ: Mapping[str, str]) -> None:
+    name, value = _pick(environ, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION")
+    if value is not None and value.lower() not in COMPRESSIONS:
+        raise ConfigError(f"{name}={value!r}: allowed values are gzip, deflate and none")
+
+
+def _exporters(environ: Mapping[str, str]) -> tuple[str, ...]:
+    value = environ.get("OTEL_TRACES_EXPORTER", "").strip() or "otlp"
+    chosen = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+    unknown = [part for part in chosen if part not in TRACES_EXPORTERS]
+    if unknown:
+        raise ConfigError(f"OTEL_TRACES_EXPORTER={value!r}: otel-crew knows otlp, console and none (comma-separated)")
+    return tuple(part for part in chosen if part != "none")
+
+
+def _service_name() -> str:
+    # Resource.create() applies the SDK's own precedence (OTEL_SERVICE_NAME first).
+    return str(Resource.create().attributes.get(SERVICE_NAME, "unknown_service"))
+
+
+_CHECKS: tuple[Callable[[Mapping[str, str]], object], ...] = (
+    _exporters,
+    _protocol,
+    _headers,
+    _timeout,
+    _compression,
+)
+
+
+def _endpoint_check(environ: Mapping[str, str]) -> object:
+    try:
+        protocol = _protocol(environ)
+    except ConfigError:
+        protocol = "grpc"  # reported by its own check
+    return _endpoint(environ, protocol)
+
+
+def config_problems() -> list[str]:
+    """One line for each variable with a value otel-crew cannot use (for ``doctor``)."""
+    problems = []
+    for check in (*_CHECKS, _endpoint_check):
+        try:
+            check(os.environ)
+        except ConfigError as error:
+            problems.append(str(error))
+    return problems
+
+
+def export_settings() -> ExportSettings:
+    """The checked export settings; ``ConfigError`` names the first bad variable."""
+    environ = os.environ
+    exporters = _exporters(environ)
+    protocol = _protocol(environ)
+    endpoint, traces_url, named = _endpoint(environ, protocol)
+    _compression(environ)
+    return ExportSettings(
+        exporters=exporters,
+        protocol=protocol,
+        endpoint=endpoint,
+        traces_url=traces_url,
+        endpoint_named=named,
+        headers=_headers(environ),
+        timeout_s=_timeout(environ),
+        service_name=_service_name(),
+        sdk_disabled=environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true",
     )
 
 
-class _OutageReporting(SpanExporter):
+class OutageReporting(SpanExporter):
     """Wraps an exporter: one clear log line when exports start failing, one
     when they work again, nothing per span."""
 
@@ -66,6 +223,7 @@ class _OutageReporting(SpanExporter):
         self._exporter = exporter
         self._target = target
         self._failing = False
+        self.ever_failed = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -79,6 +237,7 @@ class _OutageReporting(SpanExporter):
         elif self._failing and not failing:
             _LOG.warning("otel-crew: exporting spans to %s again", self._target)
         self._failing = failing
+        self.ever_failed = self.ever_failed or failing
         return result
 
     def shutdown(self) -> None:
@@ -88,31 +247,80 @@ class _OutageReporting(SpanExporter):
         return self._exporter.force_flush(timeout_millis)
 
 
-def otlp_exporter() -> SpanExporter:
+def otlp_exporter(settings: ExportSettings | None = None, timeout_s: float | None = None) -> OutageReporting:
     """OpenTelemetry's OTLP span exporter for the protocol the variables ask for
-    (endpoint, headers, timeout and compression come from the variables too)."""
-    protocol = otlp_protocol()
+    (endpoint, headers and compression are read by the exporter itself, from
+    the same variables ``export_settings()`` checked)."""
+    settings = export_settings() if settings is None else settings
+    timeout = settings.timeout_s if timeout_s is None else timeout_s
     exporter: SpanExporter
-    if protocol == "grpc":
+    if settings.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        exporter = GrpcExporter()
+        exporter = GrpcExporter(timeout=timeout)
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-        exporter = HttpExporter()
-    return _OutageReporting(exporter, f"{otlp_endpoint()} ({protocol})")
+        exporter = HttpExporter(timeout=timeout)
+    return OutageReporting(exporter, f"{settings.endpoint} ({settings.protocol})")
 
 
-def _exporter_from_env() -> SpanExporter | None:
-    choice = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
-    if choice == "none":
-        return None
-    if choice == "console":
-        return ConsoleSpanExporter()
-    if choice != "otlp":
-        raise ValueError(f"OTEL_TRACES_EXPORTER={choice!r}: configure() knows otlp, console and none")
-    return otlp_exporter()
+def _exporters_for(settings: ExportSettings) -> list[SpanExporter]:
+    made: list[SpanExporter] = []
+    if "console" in settings.exporters:
+        made.append(ConsoleSpanExporter())
+    if settings.exports_otlp:
+        made.append(otlp_exporter(settings))
+    return made
+
+
+class _ConfiguredProvider(TracerProvider):
+    """The provider ``configure()`` returns; it knows whether it was shut down."""
+
+    is_shut_down = False
+
+    def shutdown(self) -> None:
+        self.is_shut_down = True
+        super().shutdown()
+
+
+class _LastConfigured:
+    """What the last ``configure()`` built, so that a second call is idempotent in effect."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.key: tuple[Any, ...] = ()
+        self.provider: _ConfiguredProvider | None = None
+
+
+_LAST = _LastConfigured()
+
+
+def _call_key(options: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The variables and options of a call: equal keys, equal providers."""
+    plain = (str, bool, int, float, type(None))
+    variables = tuple(sorted((name, value) for name, value in os.environ.items() if name.startswith("OTEL_")))
+    chosen = tuple(sorted((name, value if isinstance(value, plain) else id(value)) for name, value in options.items()))
+    return variables, chosen
+
+
+def _instrumented_into(provider: _ConfiguredProvider | None) -> bool:
+    """Whether CrewAI is instrumented into ``provider`` (running or not)."""
+    from otel_crew.instrumentation.instrumentor import OtelCrewInstrumentor
+
+    instrumentor = OtelCrewInstrumentor()
+    return (
+        provider is not None
+        and instrumentor.is_instrumented_by_opentelemetry
+        and getattr(instrumentor, "_provider", None) is provider
+    )
+
+
+def _new_provider(settings: ExportSettings) -> _ConfiguredProvider:
+    provider = _ConfiguredProvider(resource=Resource.create())
+    for exporter in _exporters_for(settings):
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
 
 
 def configure(instrument: bool = True, **instrument_options: Any) -> TracerProvider:
@@ -122,13 +330,38 @@ def configure(instrument: bool = True, **instrument_options: Any) -> TracerProvi
     ``instrument_options`` passed to ``OtelCrewInstrumentor().instrument``.
     The provider is not made global: pass it where you need it, and call its
     ``shutdown()`` at the end (it also runs at exit).
-    """
-    provider = TracerProvider(resource=Resource.create())
-    exporter = _exporter_from_env()
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-    if instrument:
-        from otel_crew.instrumentation.instrumentor import OtelCrewInstrumentor
 
-        OtelCrewInstrumentor().instrument(tracer_provider=provider, **instrument_options)
+    Calling it again with the same variables and options returns the same
+    provider, still traced. With different ones, CrewAI is re-targeted: it is
+    instrumented into a new provider, which is returned, and the previous one
+    is shut down (its spans flushed). After the previous provider was shut
+    down or uninstrumented, a new one is built. A bad variable raises
+    ``ConfigError`` (a ``ValueError``) naming it.
+    """
+    settings = export_settings()
+    if not instrument:
+        return _new_provider(settings)
+    from otel_crew.instrumentation.instrumentor import OtelCrewInstrumentor
+
+    key = _call_key(instrument_options)
+    with _LAST.lock:
+        previous = _LAST.provider
+        retarget = _instrumented_into(previous)
+        if retarget and previous is not None and not previous.is_shut_down and key == _LAST.key:
+            _LOG.debug("otel-crew: configure() again with the same settings returns the same provider")
+            return previous
+        instrumentor = OtelCrewInstrumentor()
+        provider = _new_provider(settings)
+        if retarget:
+            instrumentor.uninstrument()  # re-targeted to the new provider
+        if instrumentor.is_instrumented_by_opentelemetry:
+            _LOG.warning(
+                "otel-crew: configure(): CrewAI is already instrumented into another tracer provider, so this one "
+                "gets no crew spans; call OtelCrewInstrumentor().uninstrument() before configure()"
+            )
+        else:
+            instrumentor.instrument(tracer_provider=provider, **instrument_options)
+        _LAST.key, _LAST.provider = key, provider
+    if retarget and previous is not None and not previous.is_shut_down:
+        previous.shutdown()
     return provider

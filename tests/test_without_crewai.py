@@ -8,7 +8,8 @@ import pytest
 from conftest import CREWAI, Spans
 
 from otel_crew import OtelCrewInstrumentor, UnclosedRootProcessor, workflow
-from otel_crew.cli.main import EXIT_MISSING, main
+from otel_crew.cli.exit_codes import EXIT_MISSING
+from otel_crew.cli.main import main
 
 pytestmark = pytest.mark.skipif(CREWAI is not None, reason="runs in the environment without CrewAI")
 

@@ -97,10 +97,10 @@ class _WarnOnce:
     def __init__(self) -> None:
         self._said: set[str] = set()
 
-    def __call__(self, kind: str, message: str, *args: object) -> None:
+    def __call__(self, kind: str, message: str, *args: object, level: int = logging.WARNING) -> None:
         if kind not in self._said:
             self._said.add(kind)
-            _LOG.warning("otel-crew: " + message, *args)
+            _LOG.log(level, "otel-crew: " + message, *args)
 
 
 class _SessionEnder:
@@ -157,6 +157,9 @@ class _SessionEnder:
 class AgentOpsSessionProcessor(SpanProcessor):
     """Opens and ends AgentOps sessions from root spans; usable on its own.
 
+    ``uninitialised_log_level``: how loudly it says AgentOps was never
+    initialised (a warning; debug when ``instrument(agentops="auto")`` built it).
+
     Args:
         auto_end_session: a bare kickoff (nothing around it) is its own root
             and gets its own session, ended with it (True, AgentOps' and
@@ -175,6 +178,8 @@ class AgentOpsSessionProcessor(SpanProcessor):
             feedback (default "Indeterminate"); its resumed run is a new root
             with a session of its own.
     """
+
+    uninitialised_log_level = logging.WARNING
 
     def __init__(
         self,
@@ -281,6 +286,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
             self._warn(
                 "uninitialised",
                 "AgentOps is not initialised (call agentops.init(auto_start_session=False)); no sessions are recorded",
+                level=self.uninitialised_log_level,
             )
             return None
         tags = self._tags_of(root)

@@ -1,14 +1,24 @@
-"""The demo pipeline: several real crews under one root, run offline.
+"""The demo pipeline: a small CrewAI Flow and two more crews under one root, run offline.
 
-Three crews and a handled failure under ``workflow("demo-pipeline")``: a
-research crew with a tool call and an ``async_execution`` task, a hierarchical
-crew whose manager delegates, a flaky crew whose model fails (the pipeline
-catches it and goes on), and a writing crew.
+Under ``workflow("demo-pipeline")``: a Flow of two steps, each kicking off a
+crew (a research crew with a tool call and an ``async_execution`` task, then
+a writing crew); a hierarchical crew whose manager delegates; and a flaky crew
+whose model fails (the pipeline catches it and goes on). With otel-crew's Flow
+instrumentation the flow run and its steps are spans between the root and the
+crews; without it the crews sit right under the root. One trace either way.
+
+``quiet_framework()`` keeps CrewAI's, AgentOps' and the exporters' own output
+off the demo's screen while the demo's crews run; it exists for this
+process's own pipeline, never for a user's code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import io
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from opentelemetry import trace
 
@@ -17,34 +27,61 @@ from otel_crew.cli.local_model import LocalModelError
 from otel_crew.roots.workflow import workflow
 
 ROOT_NAME = "demo-pipeline"
-Step = tuple[str, Callable[[], object]]
+FLOW_CLASS_NAME = "ReportFlow"
+STEP_TITLES = (
+    "a flow of two steps: research, then write (two crews)",
+    "a hierarchical crew (the manager delegates)",
+    "a flaky crew (its model fails, the pipeline goes on)",
+)
 
 
-def demo_steps() -> list[Step]:
-    return [
-        (
-            "research crew (tool call, async task)",
-            lambda: research_crew(async_first=True).kickoff({"topic": "tracing"}),
-        ),
-        ("hierarchical crew (manager delegates)", lambda: hierarchical_crew().kickoff({"topic": "agents"})),
-        ("flaky crew (its model fails)", lambda: failing_crew(name="flaky-summary").kickoff({"topic": "x"})),
-        ("writing crew", lambda: research_crew(name="writing").kickoff({"topic": "the report"})),
-    ]
+def report_flow() -> Any:
+    """A two-step Flow: ``research`` kicks off the research crew, ``write`` the writing crew."""
+    from crewai.flow.flow import Flow, listen, start
+
+    class ReportFlow(Flow):  # type: ignore[type-arg]
+        @start()
+        def research(self) -> str:
+            return str(research_crew(async_first=True).kickoff(inputs={"topic": "tracing"}))
+
+        @listen(research)
+        def write(self, facts: str) -> str:
+            return str(research_crew(name="writing").kickoff(inputs={"topic": f"the report on {facts[:20]}"}))
+
+    return ReportFlow()
 
 
 def run_demo_pipeline(
     tracer_provider: trace.TracerProvider | None = None,
     on_step: Callable[[str], None] = lambda _: None,
 ) -> list[str]:
-    """Run the demo under one root; return what happened to each step."""
-    outcomes = []
-    with workflow(ROOT_NAME, attributes={"demo.steps": len(demo_steps())}, tracer_provider=tracer_provider) as root:
-        for title, step in demo_steps():
-            on_step(title)
-            try:
-                step()
-                outcomes.append(f"{title}: done")
-            except LocalModelError as error:  # the pipeline handles this step's failure
-                root.add_event("step failed and was handled", {"step": title, "error": str(error)})
-                outcomes.append(f"{title}: failed, handled ({error})")
-    return outcomes
+    """Run the demo under one root; return the failures the pipeline handled."""
+    handled = []
+    with workflow(ROOT_NAME, attributes={"demo.steps": len(STEP_TITLES)}, tracer_provider=tracer_provider) as root:
+        flow_title, managed_title, flaky_title = STEP_TITLES
+        on_step(flow_title)
+        report_flow().kickoff()
+        on_step(managed_title)
+        hierarchical_crew().kickoff(inputs={"topic": "agents"})
+        on_step(flaky_title)
+        try:
+            failing_crew(name="flaky-summary").kickoff(inputs={"topic": "x"})
+        except LocalModelError as error:  # the pipeline handles this step's failure
+            root.add_event("step failed and was handled", {"step": "flaky-summary", "error": str(error)})
+            handled.append(f"flaky-summary ({error})")
+    return handled
+
+
+@contextlib.contextmanager
+def quiet_framework() -> Iterator[io.StringIO]:
+    """Everything the frameworks print or log while the block runs goes into
+    the yielded buffer (shown only if the demo itself fails)."""
+    captured = io.StringIO()
+    handler = logging.StreamHandler(captured)
+    root_logger = logging.getLogger()
+    root_logger.addHandler(handler)  # instead of logging's last-resort print to stderr
+    try:
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            yield captured
+    finally:
+        root_logger.removeHandler(handler)

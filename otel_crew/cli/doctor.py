@@ -1,18 +1,19 @@
-"""``otel-crew doctor``: what is installed, whether the collector answers, and
-what will happen to the user's spans."""
+"""``otel-crew doctor``: what is installed, whether the collector really is an
+OTLP receiver, and what will happen to the user's spans. Every line is a
+finding; a finding that needs fixing makes the exit code non-zero."""
 
 from __future__ import annotations
 
 import os
-import socket
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
-from urllib.parse import urlsplit
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.version import InvalidVersion, Version
 
 from otel_crew import config
+from otel_crew.cli.otlp_probe import probe
 from otel_crew.instrumentation.instrumentor import SUPPORTED_CREWAI
 
 PACKAGES = (
@@ -23,11 +24,13 @@ PACKAGES = (
     "opentelemetry-sdk",
     "opentelemetry-exporter-otlp-proto-grpc",
     "opentelemetry-exporter-otlp-proto-http",
+    "opentelemetry-distro",
 )
 
 
 @dataclass(frozen=True)
 class Finding:
+    check: str  # a stable name, for --json
     ok: bool
     text: str
 
@@ -39,65 +42,106 @@ def installed(package: str) -> str | None:
         return None
 
 
-def endpoint_answers(endpoint: str, timeout: float = 2.0) -> bool:
-    """Whether something accepts TCP connections at the endpoint's host and port."""
-    parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "localhost", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def crewai_finding() -> Finding:
+def crewai_findings() -> list[Finding]:
     found = installed("crewai")
     if found is None:
-        return Finding(False, "CrewAI is not installed: nothing to instrument (pip install 'otel-crew[crewai]')")
+        return [
+            Finding("crewai", False, "CrewAI is not installed: nothing to instrument (pip install 'otel-crew[crewai]')")
+        ]
     try:
         supported = Requirement(SUPPORTED_CREWAI).specifier.contains(found, prereleases=True)
     except InvalidVersion:
         supported = False
     if not supported:
-        return Finding(False, f"CrewAI {found} is outside the supported range {SUPPORTED_CREWAI!r}")
-    return Finding(True, f"CrewAI {found}: kickoffs, agent steps and tool calls become spans")
+        return [Finding("crewai", False, f"CrewAI {found} is outside the supported range {SUPPORTED_CREWAI!r}")]
+    findings = [Finding("crewai", True, f"CrewAI {found}: crew kickoffs, agent steps and tool calls become spans")]
+    telemetry_off = os.environ.get("CREWAI_DISABLE_TELEMETRY", "").strip().lower() == "true"
+    if not telemetry_off:
+        findings.append(
+            Finding(
+                "crewai_telemetry",
+                True,
+                "CrewAI's own telemetry is on: it sends usage data to CrewAI and, without internet, can hold each "
+                "process's exit for about 10 s (CREWAI_DISABLE_TELEMETRY=true switches it off)",
+            )
+        )
+    return findings
 
 
 def agentops_finding() -> Finding:
     found = installed("agentops")
     if found is None:
-        return Finding(True, "AgentOps not installed: no sessions (the bridge stays off)")
+        return Finding(
+            "agentops", True, "AgentOps not installed: no sessions (pip install 'otel-crew[agentops]' to add them)"
+        )
     otel = installed("opentelemetry-sdk") or "0"
     repair = ""
     if Version(found) < Version("0.5") and Version(otel) >= Version("1.45"):
         repair = f"; its exporter cannot send with OpenTelemetry {otel}, otel-crew repairs it"
-    return Finding(True, f"AgentOps {found}: one session per root, ended with the root's status{repair}")
+    key = "" if os.environ.get("AGENTOPS_API_KEY") else "; no AGENTOPS_API_KEY set, so agentops.init() has no key"
+    return Finding("agentops", True, f"AgentOps {found}: one session per root, ended with the root{repair}{key}")
 
 
-def export_findings(check_endpoint: bool = True) -> list[Finding]:
-    choice = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
-    service = os.environ.get("OTEL_SERVICE_NAME", "unknown_service")
-    if choice != "otlp":
-        return [Finding(True, f"OTEL_TRACES_EXPORTER={choice}: configure() exports no OTLP (service {service!r})")]
-    try:
-        protocol, endpoint = config.otlp_protocol(), config.otlp_endpoint()
-    except ValueError as error:
-        return [Finding(False, str(error))]
-    findings = [Finding(True, f"configure() exports OTLP/{protocol} to {endpoint} as service {service!r}")]
+def _zero_code_finding() -> Finding | None:
+    disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    if "otel_crew" in [part.strip() for part in disabled.split(",")]:
+        return Finding(
+            "zero_code",
+            True,
+            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS names otel_crew: opentelemetry-instrument skips it",
+        )
+    if installed("opentelemetry-distro") is None:
+        return Finding(
+            "zero_code",
+            True,
+            "opentelemetry-instrument would build no tracer provider without the distro "
+            "(pip install 'otel-crew[auto]'); configure() needs none",
+        )
+    return None
+
+
+def export_findings(settings: config.ExportSettings, check_endpoint: bool = True) -> list[Finding]:
+    service = f"as service {settings.service_name!r}"
+    findings = []
+    if settings.sdk_disabled:
+        findings.append(Finding("sdk", False, "OTEL_SDK_DISABLED=true: every SDK tracer provider records nothing"))
+    if not settings.exporters:
+        findings.append(Finding("export", True, f"OTEL_TRACES_EXPORTER=none: configure() exports nothing ({service})"))
+    if "console" in settings.exporters:
+        findings.append(Finding("export", True, f"configure() prints spans to the console {service}"))
+    if not settings.exports_otlp:
+        return findings
+    findings.append(
+        Finding("export", True, f"configure() exports OTLP/{settings.protocol} to {settings.endpoint} {service}")
+    )
     if check_endpoint:
-        if endpoint_answers(endpoint):
-            findings.append(Finding(True, f"{endpoint} answers"))
-        else:
-            findings.append(
-                Finding(False, f"{endpoint} does not answer: spans would be dropped (docker compose up -d --wait?)")
-            )
+        result = probe(settings)
+        text = f"{settings.endpoint} {result.detail}"
+        if not result.answers:
+            text += "; spans would be dropped"
+            if not result.listening:
+                text += " (start a collector: docker compose up -d --wait)"
+        findings.append(Finding("endpoint", result.answers, text))
     return findings
 
 
-def diagnose() -> tuple[list[str], list[Finding]]:
-    """(installed package lines, findings)."""
-    packages = [f"{name} {installed(name) or 'not installed'}" for name in PACKAGES]
-    findings = [crewai_finding(), agentops_finding(), *export_findings()]
-    if os.environ.get("CREWAI_DISABLE_TELEMETRY", "").lower() != "true":
-        findings.append(Finding(True, "CrewAI's own telemetry is on (CREWAI_DISABLE_TELEMETRY=true switches it off)"))
+def diagnose(check_endpoint: bool = True) -> tuple[dict[str, str | None], list[Finding]]:
+    """(installed versions by package, findings)."""
+    packages = {name: installed(name) for name in PACKAGES}
+    findings = [*crewai_findings(), agentops_finding()]
+    problems = config.config_problems()
+    findings += [Finding("config", False, problem) for problem in problems]
+    if not problems:
+        findings += export_findings(config.export_settings(), check_endpoint)
+    zero_code = _zero_code_finding()
+    if zero_code is not None:
+        findings.append(zero_code)
     return packages, findings
+
+
+def as_json(packages: dict[str, str | None], findings: list[Finding]) -> dict[str, Any]:
+    return {
+        "ok": all(finding.ok for finding in findings),
+        "packages": packages,
+        "findings": [asdict(finding) for finding in findings],
+    }

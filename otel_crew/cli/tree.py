@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
+from rich.markup import escape
 from rich.tree import Tree
 
 from otel_crew.agentops_sessions.end_states import end_state
@@ -21,18 +22,19 @@ def _duration_ms(span: ReadableSpan) -> float:
     return (span.end_time - span.start_time) / 1e6
 
 
-def _label(span: ReadableSpan) -> str:
+def _label(span: ReadableSpan, show_end_state: bool) -> str:
     code = span.status.status_code
-    label = f"{span.name}  [{_STATUS_STYLE[code]}]{code.name}[/]  [dim]{_duration_ms(span):.1f} ms[/]"
+    label = f"{escape(span.name)}  [{_STATUS_STYLE[code]}]{code.name}[/]  [dim]{_duration_ms(span):.1f} ms[/]"
     if code is StatusCode.ERROR and span.status.description:
-        label += f"  [red]{span.status.description}[/]"
-    if is_root(span):
-        label += f"  [cyan]AgentOps end state: {end_state(span)}[/]"
+        label += f"  [red]{escape(span.status.description)}[/]"
+    if show_end_state and is_root(span):
+        label += f"  [cyan]AgentOps end state: {escape(end_state(span))}[/]"
     return label
 
 
-def trace_trees(spans: Iterable[ReadableSpan]) -> list[Tree]:
-    """One tree per root span of ``spans`` (a span whose parent is not among them)."""
+def trace_trees(spans: Iterable[ReadableSpan], show_end_state: bool = False) -> list[Tree]:
+    """One tree per root span of ``spans`` (a span whose parent is not among them);
+    with ``show_end_state`` the root's line says the AgentOps end state it got."""
     finished = sorted(spans, key=lambda span: span.start_time or 0)
     known = {span.context.span_id for span in finished if span.context is not None}
     children: dict[int | None, list[ReadableSpan]] = defaultdict(list)
@@ -41,13 +43,13 @@ def trace_trees(spans: Iterable[ReadableSpan]) -> list[Tree]:
         children[parent if parent in known else None].append(span)
 
     def grow(tree: Tree, span: ReadableSpan) -> None:
-        branch = tree.add(_label(span))
+        branch = tree.add(_label(span, show_end_state))
         for child in children[span.context.span_id if span.context else None]:
             grow(branch, child)
 
     trees = []
     for root in children[None]:
-        tree = Tree(_label(root))
+        tree = Tree(_label(root, show_end_state))
         for child in children[root.context.span_id if root.context else None]:
             grow(tree, child)
         trees.append(tree)

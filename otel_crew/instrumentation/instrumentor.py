@@ -31,7 +31,7 @@ from otel_crew.instrumentation.crash_recovery import recover_dead_roots_into
 from otel_crew.instrumentation.crew import CrewWrappers
 from otel_crew.instrumentation.flow import FlowWrappers, flow_class_module
 from otel_crew.instrumentation.patches import Patch, PatchError, Row, apply, report_missing
-from otel_crew.instrumentation.provider_order import install_first, uninstall
+from otel_crew.instrumentation.provider_order import AwaitedProvider, install_first, uninstall
 from otel_crew.instrumentation.tool import ToolWrappers
 from otel_crew.roots import workflow as workflow_module
 from otel_crew.roots.unclosed import UnclosedRootProcessor
@@ -165,14 +165,15 @@ def _processors(options: dict[str, Any]) -> list[SpanProcessor]:
     if isinstance(mode, AgentOpsSessionProcessor):
         chosen.append(mode)
     elif mode == "on" or (mode == "auto" and _agentops_importable()):
-        chosen.append(
-            AgentOpsSessionProcessor(
-                auto_end_session=options.get("auto_end_session", True),
-                end_states=options.get("end_states"),
-                paused_end_state=options.get("paused_end_state", PAUSED_END_STATE),
-                meter_provider=meter_provider,
-            )
+        bridge = AgentOpsSessionProcessor(
+            auto_end_session=options.get("auto_end_session", True),
+            end_states=options.get("end_states"),
+            paused_end_state=options.get("paused_end_state", PAUSED_END_STATE),
+            meter_provider=meter_provider,
         )
+        if mode == "auto":  # AgentOps installed but unused is a normal state then
+            bridge.uninitialised_log_level = logging.DEBUG
+        chosen.append(bridge)
     return chosen
 
 
@@ -227,9 +228,14 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _install(self, provider: trace.TracerProvider | None, options: dict[str, Any]) -> None:
         """Each step records what it did before the next starts, for _uninstrument to undo."""
-        for processor in reversed(_processors(options)):
-            install_first(self._provider, processor)
-            self._processors.insert(0, processor)
+        processors = _processors(options)
+        if isinstance(self._provider, trace.ProxyTracerProvider):  # no SDK provider yet: wait for one
+            self._provider = provider = AwaitedProvider(processors)
+            self._processors = processors
+        else:
+            for processor in reversed(processors):
+                install_first(self._provider, processor)
+                self._processors.insert(0, processor)
         capture = options.get("capture_content")
         tracer = trace.get_tracer("otel_crew", __version__, tracer_provider=provider, schema_url=SCHEMA_URL)
         table = _method_table(tracer, capture_content_from_env() if capture is None else capture)

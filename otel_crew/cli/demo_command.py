@@ -1,0 +1,157 @@
+"""``otel-crew demo``: run the demo pipeline offline, print its trace tree and
+one summary line; export over OTLP when the variables name an endpoint that
+really is an OTLP receiver, and say so in one plain line when it is not."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+from packaging.version import Version
+from rich.console import Console
+
+from otel_crew.cli.exit_codes import EXIT_FAILED, EXIT_MISSING, EXIT_OK, EXIT_USAGE
+from otel_crew.config import ConfigError, ExportSettings, OutageReporting, export_settings
+
+START_COLLECTOR = "start one with: docker compose up -d --wait"
+
+
+def _quiet_crewai() -> None:
+    """The demo runs offline: CrewAI's phone-home and its tracing prompt are off.
+
+    CrewAI before 0.105 honours only OTEL_SDK_DISABLED, which also silences
+    every SDK provider built after it is set: call this once the demo's own
+    provider exists (CrewAI builds its telemetry with each crew, later).
+    """
+    os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+    if Version(version("crewai")) < Version("0.105"):
+        os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+
+
+def _agentops_wanted() -> bool:
+    """AgentOps runs in the demo when it is installed and has a key."""
+    return bool(os.environ.get("AGENTOPS_API_KEY")) and importlib.util.find_spec("agentops") is not None
+
+
+@contextlib.contextmanager
+def _agentops_hidden_from_crewai(hide: bool) -> Iterator[None]:
+    """CrewAI 0.95 to 0.164 start (0.105+) and end AgentOps sessions by
+    themselves whenever ``agentops`` imports; the demo without AgentOps keeps
+    them from it, for its own crews in this process only."""
+    if not hide or "agentops" in sys.modules:
+        yield
+        return
+    sys.modules["agentops"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if sys.modules.get("agentops", ...) is None:
+            del sys.modules["agentops"]
+
+
+@dataclass
+class _Export:
+    exporter: OutageReporting | None
+    note: str  # the summary's clause on where the spans went
+
+
+def _export(settings: ExportSettings) -> _Export:
+    if not (settings.exports_otlp and settings.endpoint_named):
+        return _Export(None, "spans shown here only (set OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector)")
+    from otel_crew.cli.otlp_probe import probe
+    from otel_crew.config import otlp_exporter
+
+    target = f"{settings.endpoint} ({settings.protocol})"
+    result = probe(settings)
+    if not result.answers:
+        hint = START_COLLECTOR if not result.listening else "point OTEL_EXPORTER_OTLP_ENDPOINT at a collector"
+        return _Export(None, f"spans not exported: {settings.endpoint} {result.detail}; {hint}")
+    return _Export(otlp_exporter(settings), f"spans exported to {target}")
+
+
+def _agentops_start() -> bool:
+    """agentops.init() for the demo's sessions; True when AgentOps really runs."""
+    import agentops
+
+    agentops.init(auto_start_session=False)
+    return bool(agentops.get_client().initialized)
+
+
+def _summary(spans: list[Any], trees: int, handled: list[str], export: _Export, agentops_ran: bool) -> str:
+    failures = f", {len(handled)} failure handled by the pipeline" if handled else ""
+    where = export.note
+    if export.exporter is not None and export.exporter.ever_failed:
+        where = f"{where}, but the export failed: spans dropped"
+    if agentops_ran:
+        sessions = "AgentOps: one session per root (end state on the root line)"
+    else:
+        sessions = "AgentOps off (pip install 'otel-crew[agentops]' and set AGENTOPS_API_KEY for one session per root)"
+    traces = "1 trace" if trees == 1 else f"{trees} traces"
+    return f"{traces}, {len(spans)} spans{failures}; {where}; {sessions}"
+
+
+def run(console: Console) -> int:
+    if importlib.util.find_spec("crewai") is None:
+        console.print("otel-crew demo needs CrewAI: pip install 'otel-crew[crewai]'", markup=False, style="red")
+        return EXIT_MISSING
+    try:
+        settings = export_settings()
+    except ConfigError as error:
+        console.print(f"otel-crew: {error}", markup=False, style="red")
+        return EXIT_USAGE
+    agentops_on = _agentops_wanted()
+    with _agentops_hidden_from_crewai(hide=not agentops_on):
+        return _run(console, settings, agentops_on)
+
+
+def _run(console: Console, settings: ExportSettings, agentops_on: bool) -> int:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_crew.cli.demo import quiet_framework, run_demo_pipeline
+    from otel_crew.cli.tree import trace_trees
+    from otel_crew.instrumentation.instrumentor import OtelCrewInstrumentor
+
+    named = not settings.service_name.startswith("unknown_service")  # the variables win over the demo's name
+    provider = TracerProvider(resource=Resource.create({} if named else {"service.name": "otel-crew-demo"}))
+    collected = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(collected))
+    progress: Any = console.status("starting") if console.is_terminal else contextlib.nullcontext()
+    failure: Exception | None = None
+    handled: list[str] = []
+    with progress as status, quiet_framework() as captured:
+        export = _export(settings)
+        if export.exporter is not None:
+            provider.add_span_processor(BatchSpanProcessor(export.exporter))
+        agentops_ran = agentops_on and _agentops_start()  # before _quiet_crewai: its provider must record
+        _quiet_crewai()
+        instrumentor = OtelCrewInstrumentor()
+        instrumentor.instrument(tracer_provider=provider, agentops="on" if agentops_ran else "off")
+        try:
+            handled = run_demo_pipeline(
+                provider, on_step=lambda title: status.update(f"running {title}") if status else None
+            )
+        except Exception as error:
+            failure = error
+        finally:
+            instrumentor.uninstrument()
+            provider.shutdown()
+    if failure is not None:
+        console.print(captured.getvalue()[-3000:], markup=False, highlight=False)
+        console.print(f"the demo pipeline failed: {type(failure).__name__}: {failure}", markup=False, style="red")
+        return EXIT_FAILED
+    spans = list(collected.get_finished_spans())
+    trees = trace_trees(spans, show_end_state=agentops_ran)
+    for tree in trees:
+        console.print(tree)
+    console.print(_summary(spans, len(trees), handled, export, agentops_ran), markup=False)
+    return EXIT_OK
