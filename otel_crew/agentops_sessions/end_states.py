@@ -1,9 +1,15 @@
 """How a root span's outcome becomes an AgentOps end state and reason.
 
-OK is "Success", ERROR is "Fail", UNSET is "Indeterminate", and a root that
-otel-crew had to end itself (never closed, or open at shutdown) is
-"Indeterminate" whatever its status. End states are plain strings: AgentOps
-drops enum values from attributes.
+The outcome decides, not a status otel-crew set (its spans stay UNSET on
+success): a root that succeeded (status OK, or ``otel_crew.root.outcome`` =
+``returned`` on a root otel-crew made) is "Success"; one that failed (status
+ERROR, or outcome ``raised``) is "Fail"; any other root (a plain OTel span
+ended UNSET) is "Indeterminate", and so is a root otel-crew had to end itself
+(never closed, or open at shutdown), whatever its status.
+
+The override mapping keeps its StatusCode keys, read as outcomes: OK for
+success, ERROR for failure, UNSET for neither. End states are plain strings:
+AgentOps drops enum values from attributes.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Mapping
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
-from otel_crew.semconv import UNCLOSED_ATTRIBUTE
+from otel_crew.semconv import OUTCOME_RAISED, OUTCOME_RETURNED, ROOT_OUTCOME_ATTRIBUTE, UNCLOSED_ATTRIBUTE
 
 DEFAULT_END_STATES: Mapping[StatusCode, str] = {
     StatusCode.OK: "Success",
@@ -36,11 +42,26 @@ def validated_end_states(overrides: Mapping[StatusCode, str] | None) -> dict[Sta
     return states
 
 
+def outcome(root: ReadableSpan) -> StatusCode:
+    """The root's outcome as a StatusCode: OK succeeded, ERROR failed, UNSET
+    neither. A status the user set wins over the outcome otel-crew recorded (a
+    body that returns after judging its work bad)."""
+    code = root.status.status_code
+    if code is not StatusCode.UNSET:
+        return code
+    recorded = (root.attributes or {}).get(ROOT_OUTCOME_ATTRIBUTE)
+    if recorded == OUTCOME_RETURNED:
+        return StatusCode.OK
+    if recorded == OUTCOME_RAISED:
+        return StatusCode.ERROR
+    return StatusCode.UNSET
+
+
 def end_state(root: ReadableSpan, states: Mapping[StatusCode, str] = DEFAULT_END_STATES) -> str:
     attributes = root.attributes or {}
     if attributes.get(UNCLOSED_ATTRIBUTE) is True:
         return UNCLOSED_END_STATE
-    return states[root.status.status_code]
+    return states[outcome(root)]
 
 
 def end_reason(root: ReadableSpan) -> str:

@@ -10,8 +10,9 @@ its AgentOps session and stays in memory. This processor watches every root:
   and the user's callback;
 - optionally, a further limit later, the root is **force-ended** with status
   ERROR and ``otel_crew.root.unclosed=true``;
-- at shutdown (and force_flush, and process exit) every open root is flagged
-  and ended, so its spans are exported.
+- at shutdown (and process exit) every open root is flagged and ended, so its
+  spans are exported. ``force_flush`` ends nothing: a flush in the middle of a
+  pipeline leaves its root open, as the user left it.
 
 The hot path is a dict update under a short lock. Deadlines sit in a heap
 that one background thread sleeps on; an idle deadline is only recomputed
@@ -133,7 +134,6 @@ class UnclosedRootProcessor(SpanProcessor):
             its exceptions are logged and contained.
         max_tracked_roots: open roots watched at once; past it the oldest is
             flagged and no longer watched (counted in ``otel_crew.roots.dropped``).
-        end_roots_on_flush: also end open roots on ``force_flush`` (as at shutdown).
         meter_provider: where the counters go (default: the global one).
         clock: monotonic seconds; replaceable in tests.
     """
@@ -145,7 +145,6 @@ class UnclosedRootProcessor(SpanProcessor):
         force_end_after: float | None = None,
         on_unclosed: Callable[[UnclosedRoot], Any] | None = None,
         max_tracked_roots: int = DEFAULT_MAX_TRACKED_ROOTS,
-        end_roots_on_flush: bool = True,
         meter_provider: MeterProvider | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -158,7 +157,6 @@ class UnclosedRootProcessor(SpanProcessor):
             raise ValueError(f"{_NAME}(max_tracked_roots=...): expected a positive int, got {max_tracked_roots!r}")
         self._on_unclosed = on_unclosed
         self._max_tracked = max_tracked_roots
-        self._end_on_flush = end_roots_on_flush
         self._clock = clock
         meter = metrics.get_meter("otel_crew", __version__, meter_provider=meter_provider, schema_url=SCHEMA_URL)
         self._flagged_counter = meter.create_counter(
@@ -424,8 +422,7 @@ class UnclosedRootProcessor(SpanProcessor):
         atexit.unregister(self._exit_hook)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        if self._end_on_flush and not self._shut_down:
-            self._end_all_open("force_flush")
+        """Nothing to flush and nothing to end: open roots stay open."""
         return True
 
     def _observe_open_roots(self, options: CallbackOptions) -> Iterable[Observation]:

@@ -86,7 +86,9 @@ class workflow:  # noqa: N801 - a function-like name, as users write it
         outermost = not otel_context.get_value(_INSIDE_WORKFLOW)
         if outermost:
             attributes[ROOT_ATTRIBUTE] = True
-        scope = SpanScope(tracer, self.name, attributes, extra_context={_INSIDE_WORKFLOW: True}, root=outermost)
+        scope = SpanScope(
+            tracer, self.name, attributes, extra_context={_INSIDE_WORKFLOW: True}, root=outermost, ok_on_success=True
+        )
         span = scope.__enter__()
         self._scopes.append(scope)
         return span

@@ -358,3 +358,18 @@ def test_agentops_faults_never_reach_the_pipeline(case: str) -> None:
     assert len(report["our_warnings"]) <= 1, report["our_warnings"]
     if case == "missing":
         assert report["our_warnings"] == ["AgentOps is not installed; AgentOpsSessionProcessor records no sessions"]
+
+
+def test_force_flush_mid_pipeline_keeps_the_root_and_its_session_open(bridged: Spans) -> None:
+    with workflow("flushed-midway", tracer_provider=bridged.provider) as root:
+        research_crew().kickoff(inputs={"topic": "a"})
+        assert bridged.provider.force_flush()  # waits for every session end submitted so far
+        assert root.is_recording()
+        assert [s for s in AGENTOPS.sessions() if s.name == "flushed-midway.session"] == []
+        assert bridge_of(bridged).open_roots == 1
+        research_crew(name="writing").kickoff(inputs={"topic": "b"})
+    assert bridged.provider.force_flush()
+    assert ended_sessions("flushed-midway", 1) == {"flushed-midway.session": ["Success"]}
+    (exported,) = bridged.named("flushed-midway")
+    assert exported.status.status_code is StatusCode.OK
+    assert bridge_of(bridged).open_roots == 0
