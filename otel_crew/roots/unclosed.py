@@ -174,7 +174,7 @@ class UnclosedRootProcessor(SpanProcessor):
         )
         self._reset_state()
         self._shut_down = False
-        self._exit_hook = on_exit(self._end_all_at_exit)
+        self._exit_hook: Callable[[], None] | None = None  # registered with the worker: construction changes nothing
         on_fork_in_child(self._reset_state)
 
     def _reset_state(self) -> None:
@@ -325,6 +325,9 @@ class UnclosedRootProcessor(SpanProcessor):
     # -- the worker -------------------------------------------------------------
 
     def _start_worker(self) -> None:
+        """Under the lock."""
+        if self._exit_hook is None:
+            self._exit_hook = on_exit(self._end_all_at_exit)
         self._worker = threading.Thread(target=self._work, name="otel-crew-unclosed-roots", daemon=True)
         self._worker.start()
 
@@ -419,7 +422,8 @@ class UnclosedRootProcessor(SpanProcessor):
             worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=5)
-        atexit.unregister(self._exit_hook)
+        if self._exit_hook is not None:
+            atexit.unregister(self._exit_hook)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing to flush and nothing to end: open roots stay open."""

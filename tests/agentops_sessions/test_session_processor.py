@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pytest
@@ -92,14 +92,27 @@ def agentops_sdk() -> Any:
     return agentops
 
 
-@pytest.fixture
-def bridged(spans: Spans, agentops_sdk: Any) -> Iterator[Spans]:
+@contextmanager
+def bridging(spans: Spans, agentops: Any = "on") -> Iterator[Spans]:
     instrumentor = OtelCrewInstrumentor()
-    instrumentor.instrument(tracer_provider=spans.provider, agentops="on")
+    instrumentor.instrument(tracer_provider=spans.provider, agentops=agentops)
     try:
         yield spans
     finally:
         instrumentor.uninstrument()
+
+
+@pytest.fixture
+def bridged(spans: Spans, agentops_sdk: Any) -> Iterator[Spans]:
+    with bridging(spans) as bridged_spans:
+        yield bridged_spans
+
+
+@pytest.fixture
+def patiently_bridged(spans: Spans, agentops_sdk: Any) -> Iterator[Spans]:
+    """Bridged with a flush that waits long enough for hundreds of session ends."""
+    with bridging(spans, AgentOpsSessionProcessor(flush_timeout=120)) as bridged_spans:
+        yield bridged_spans
 
 
 def bridge_of(spans: Spans) -> AgentOpsSessionProcessor:
@@ -131,7 +144,8 @@ def kickoff_span(spans: Spans, name: str = "crew") -> Any:
     )
 
 
-def test_800_roots_in_16_threads_each_end_their_own_session_once(bridged: Spans) -> None:
+def test_800_roots_in_16_threads_each_end_their_own_session_once(patiently_bridged: Spans) -> None:
+    bridged = patiently_bridged
     tracer = bridged.provider.get_tracer("test")
     errors: list[BaseException] = []
 
@@ -261,6 +275,8 @@ def test_agentops_raising_reaches_nobody_and_is_said_once(
         ({"end_states": {"OK": "Success"}}, TypeError, "end_states"),
         ({"end_states": {StatusCode.OK: ""}}, TypeError, r"end_states\[OK\]"),
         ({"end_reason": "text"}, TypeError, "end_reason"),
+        ({"flush_timeout": 0}, ValueError, "flush_timeout"),
+        ({"flush_timeout": "2s"}, ValueError, "flush_timeout"),
     ],
 )
 def test_bad_configuration_is_refused_naming_the_option(options: dict[str, Any], error: type, named: str) -> None:
@@ -346,7 +362,7 @@ def test_export_repair_steps_in_only_where_agentops_export_is_broken(bridged: Sp
     assert ended_sessions("delivered", 1) == {"delivered.session": ["Success"]}
     probe = OTLPSpanExporter(endpoint=f"{AGENTOPS.url}/v1/traces")
     broken = not (hasattr(probe, "_headers") and hasattr(probe, "_session"))
-    assert agentops_export._announced.is_set() == broken
+    assert agentops_export.repair_announced() == broken
 
 
 @pytest.mark.parametrize("case", ["missing", "uninitialised", "unreachable"])
