@@ -102,13 +102,14 @@ class _ExportPolicy:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.holders: dict[int, float] = {}  # id(holder) -> its export timeout
+        self.last_timeout = DEFAULT_EXPORT_TIMEOUT  # kept for the exports after the last holder left
         self.deadline: float | None = None  # monotonic; set while a holder shuts down
         self.abandoned: frozenset[int] = frozenset()  # trace ids; replaced whole, read without the lock
         self.undelivered: collections.deque[str] = collections.deque(maxlen=_REMEMBERED_FAILURES)
         self.announced = False
 
     def timeout(self) -> float:
-        timeout = min(self.holders.values(), default=DEFAULT_EXPORT_TIMEOUT)
+        timeout = min(self.holders.values(), default=self.last_timeout)
         deadline = self.deadline
         if deadline is not None:
             timeout = min(timeout, deadline - time.monotonic())
@@ -216,6 +217,7 @@ def hold(holder: object, timeout: float) -> bool:
     """``holder`` needs the wrapper, exports bounded by ``timeout`` seconds."""
     with _POLICY.lock:
         _POLICY.holders[id(holder)] = timeout
+        _POLICY.last_timeout = timeout
     return repair_agentops_export()
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from agentops_server import TOKEN
+from fault_servers import SERVERS
 from conftest import AGENTOPS, CREWAI, Spans, sdk_enabled
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -32,18 +33,26 @@ pytestmark = pytest.mark.crewai
 CREWAI_ENDS_SESSIONS = CREWAI is not None and (0, 95) <= CREWAI < (0, 165)
 
 
-def run_scenario(script: str, case: str) -> list[dict[str, Any]]:
-    """Run a scenario script of this folder in a fresh process; its JSON lines."""
-    here = os.path.dirname(__file__)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.path.dirname(here)])}  # scenarios use tests' helpers
-    result = subprocess.run(
-        [sys.executable, os.path.join(here, script), case],
+HERE = os.path.dirname(__file__)
+
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a scenario script of this folder in a fresh process (which uses the
+    tests' helpers, and the otel_crew this process imports)."""
+    path = [HERE, os.path.dirname(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return subprocess.run(
+        [sys.executable, os.path.join(HERE, script), *args],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
         timeout=300,
         check=False,
     )
+
+
+def run_scenario(script: str, case: str) -> list[dict[str, Any]]:
+    """Run a scenario script of this folder in a fresh process; its JSON lines."""
+    result = run_script(script, case)
     assert result.returncode == 0, result.stderr[-3000:]
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
@@ -389,3 +398,45 @@ def test_force_flush_mid_pipeline_keeps_the_root_and_its_session_open(bridged: S
     (exported,) = bridged.named("flushed-midway")
     assert exported.status.status_code is StatusCode.OK
     assert bridge_of(bridged).open_roots == 0
+
+
+EXIT_BOUND_SECONDS = 3.0
+"""The README's promise: a dead AgentOps delays the exit by at most this much."""
+EXIT_MARGIN_SECONDS = 2.0
+"""For a loaded CI machine: both runs are measured here, and only their difference counts."""
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def faulty_agentops(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    server = SERVERS[request.param]().start()
+    try:
+        yield request.param, server.url
+    finally:
+        server.stop()
+
+
+def exit_seconds(url: str, bridge: str) -> tuple[float, dict[str, Any]]:
+    """Seconds from the pipelines' end to the process' end, and the scenario's report."""
+    result = run_script("exit_scenario.py", url, bridge)
+    ended_at = time.time()
+    assert result.returncode == 0, result.stderr[-3000:]
+    (report,) = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return ended_at - report["pipelines_done_at"], report
+
+
+def test_a_faulty_agentops_delays_the_exit_by_at_most_the_bound_and_says_so_once(
+    faulty_agentops: tuple[str, str],
+) -> None:
+    kind, url = faulty_agentops
+    off_seconds, off = exit_seconds(url, "off")
+    on_seconds, on = exit_seconds(url, "on")
+    # for the record (pytest -s): the numbers the report quotes
+    print(f"{kind}: exit {off_seconds:.2f}s with the bridge off, {on_seconds:.2f}s on; said: {on['our_warnings']}")
+    assert on["results"] == off["results"] == ["report"] * 3
+    assert off["our_warnings"] == []
+    assert on_seconds - off_seconds < EXIT_BOUND_SECONDS + EXIT_MARGIN_SECONDS, (kind, on_seconds, off_seconds)
+    if kind == "slow":  # late, but within the bound: delivered, nothing to say
+        assert len(on["our_warnings"]) <= 1, on["our_warnings"]
+    else:
+        (line,) = on["our_warnings"]
+        assert "not delivered" in line and "'pipeline-0'" in line and "'pipeline-1'" in line, line
