@@ -5,6 +5,7 @@ Each is started by a test fixture and stopped by it; none leaves a thread runnin
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -43,10 +44,8 @@ class BlackHole:
             self._held.append(connection)
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # already closed
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-        except OSError:
-            pass
         self._listener.close()
         self._thread.join(timeout=10)
         for connection in self._held:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from agentops_server import TOKEN
-from fault_servers import SERVERS
 from conftest import AGENTOPS, CREWAI, Spans, sdk_enabled
+from fault_servers import SERVERS
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
