@@ -58,7 +58,8 @@ class AutoEndGuards:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._holds: tuple[GuardHold, ...] = ()  # replaced whole: the guards read it without the lock
-        self._installed: list[tuple[Any, str, Any, Any]] = []  # owner, name, original, our wrapper
+        # owner, name, the original there (None: inherited, not the owner's own), our wrapper
+        self._installed: list[tuple[Any, str, Any, Any]] = []
         self._agentops: Any = None
 
     def hold(self, agentops: Any, inside_root: Callable[[], bool], on_suppressed: Callable[[str], None]) -> GuardHold:
@@ -114,14 +115,19 @@ class AutoEndGuards:
             original = getattr(owner, name, None)
             if original is not None:
                 wrapper = wrapt.FunctionWrapper(original, guard)
+                own = vars(owner).get(name)
                 setattr(owner, name, wrapper)
-                self._installed.append((owner, name, original, wrapper))
+                self._installed.append((owner, name, own, wrapper))
 
     def _remove(self) -> None:
-        for owner, name, original, wrapper in reversed(self._installed):
+        for owner, name, own, wrapper in reversed(self._installed):
             # A wrapper someone put over ours stays (ours, inert with no holds, inside it).
-            if getattr(owner, name, None) is wrapper:
-                setattr(owner, name, original)
+            if vars(owner).get(name) is not wrapper:
+                continue
+            if own is None:
+                delattr(owner, name)  # it was inherited: inherit it again
+            else:
+                setattr(owner, name, own)
         self._installed = []
 
 

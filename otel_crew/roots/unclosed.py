@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakMethod
 
 from opentelemetry import metrics
 from opentelemetry.context import Context
@@ -120,6 +121,19 @@ def _require_callable(option: str, value: object, optional: bool) -> None:
         raise TypeError(f"{_NAME}({option}=...): expected a callable, got {value!r}")
 
 
+def _weak_callback(
+    method: WeakMethod[Callable[[CallbackOptions], Iterable[Observation]]],
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    """A meter callback that does not keep its processor alive (meters live
+    as long as their provider; processors come and go with instrument())."""
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        bound = method()
+        return () if bound is None else bound(options)
+
+    return observe
+
+
 class UnclosedRootProcessor(SpanProcessor):
     """Flags roots left open; optionally ends them; ends them all at shutdown.
 
@@ -165,7 +179,7 @@ class UnclosedRootProcessor(SpanProcessor):
         # Observed at collection time: no metric work per root on the hot path.
         meter.create_observable_up_down_counter(
             "otel_crew.roots.open",
-            callbacks=[self._observe_open_roots],
+            callbacks=[_weak_callback(WeakMethod(self._observe_open_roots))],
             unit="{root}",
             description="Roots open now",
         )
