@@ -84,6 +84,7 @@ class _Root:
     __slots__ = (
         "ended",
         "flagged_at",
+        "force_ending",
         "heap_entry",
         "key",
         "last_activity",
@@ -99,6 +100,7 @@ class _Root:
         self.last_activity = now
         self.flagged_at: float | None = None
         self.ended = False
+        self.force_ending = False
         self.heap_entry: int | None = None  # sequence number of its live heap entry
         self.outer = outer  # the root this one nests in (a workflow under a request span)
 
@@ -250,7 +252,7 @@ class UnclosedRootProcessor(SpanProcessor):
                 self._start_worker()
         if dropped is not None:
             self._dropped_counter.add(1)
-            self._flag(dropped, self._clock(), "too many open roots; no longer watched", None)
+            self._flag(dropped, self._clock(), "too many open roots; no longer watched", None, dropped=True)
 
     def _end_root(self, record: _Root) -> None:
         with self._lock:
@@ -323,10 +325,10 @@ class UnclosedRootProcessor(SpanProcessor):
         children = self._index.count_children(due) if due else {}
         for record in due:
             if record.flagged_at is None:
-                self._flag(record, now, self._why(record, now), children.get(id(record), 0))
-                with self._lock:
-                    if not record.ended:
-                        self._schedule(record)
+                if self._flag(record, now, self._why(record, now), children.get(id(record), 0)):
+                    with self._lock:
+                        if not record.ended:
+                            self._schedule(record)
             else:
                 self._force_end(record, f"root span was never closed; ended {self._force_end_after:g}s after flagging")
         return len(due)
@@ -361,8 +363,20 @@ class UnclosedRootProcessor(SpanProcessor):
 
     # -- flag and end -------------------------------------------------------------
 
-    def _flag(self, record: _Root, now: float, reason: str, open_children: int | None) -> None:
-        record.flagged_at = now
+    def _claim(self, record: _Root, now: float, dropped: bool) -> bool:
+        """Whether this caller flags ``record``: once, and never after its end
+        (the watcher, shutdown and exit may race for the same root, and the
+        user's end for it)."""
+        with self._lock:
+            if record.flagged_at is not None or (record.ended and not dropped) or not record.span.is_recording():
+                return False
+            record.flagged_at = now
+            return True
+
+    def _flag(self, record: _Root, now: float, reason: str, open_children: int | None, dropped: bool = False) -> bool:
+        """Flag ``record`` unless someone did or it ended; whether this call did."""
+        if not self._claim(record, now, dropped):
+            return False
         span = record.span
         context = span.get_span_context()
         info = UnclosedRoot(
@@ -398,11 +412,14 @@ class UnclosedRootProcessor(SpanProcessor):
                 self._on_unclosed(info)
             except Exception:
                 _LOG.exception("otel-crew: the on_unclosed callback raised (contained)")
+        return True
 
     def _force_end(self, record: _Root, description: str) -> None:
         span = record.span
-        if not span.is_recording():
-            return  # the user ended it in the meantime
+        with self._lock:  # the watcher and shutdown may race for it: one ends it
+            if record.force_ending or record.ended or not span.is_recording():
+                return  # ours already, or the user ended it in the meantime
+            record.force_ending = True
         span.set_attribute(UNCLOSED_ATTRIBUTE, True)
         span.set_status(Status(StatusCode.ERROR, description))
         span.end()  # on_end forgets the record
@@ -414,8 +431,7 @@ class UnclosedRootProcessor(SpanProcessor):
         now = self._clock()
         children = self._index.count_children(open_roots) if open_roots else {}
         for record in open_roots:
-            if record.flagged_at is None:
-                self._flag(record, now, why, children.get(id(record), 0))
+            self._flag(record, now, why, children.get(id(record), 0))
             self._force_end(record, f"root span was never closed; ended by otel-crew at {why}")
         return len(open_roots)
 
