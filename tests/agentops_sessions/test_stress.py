@@ -30,7 +30,8 @@ pytestmark = pytest.mark.crewai
 
 SEED = 20261202
 THREADS, ROOTS_PER_THREAD, ABANDONED = 16, 50, 32
-IDLE_LIMIT, FORCE_END_AFTER = 1.0, 1.0
+IDLE_LIMIT = 1.0
+FORCE_END_AFTER = IDLE_LIMIT / 2  # the clock moves this much mid-run: no working root becomes idle
 SHUTDOWN_AFTER_ROOTS = THREADS * ROOTS_PER_THREAD // 2
 
 
@@ -67,6 +68,7 @@ class Run:
         self.errors: list[BaseException] = []
         self.flagged: collections.Counter[str] = collections.Counter()
         self.reasons: collections.Counter[str] = collections.Counter()
+        self.idle_flagged: set[str] = set()
         self.ended_before_shutdown: set[str] = set()
         self.roots_done = 0
         self.half_done = threading.Event()
@@ -79,6 +81,8 @@ class Run:
         with self.lock:
             self.flagged[info.name] += 1
             self.reasons[info.reason.split("=")[0]] += 1
+            if info.reason.startswith("idle"):
+                self.idle_flagged.add(info.name)
             if sum(count for name, count in self.flagged.items() if "abandoned" in name) == ABANDONED:
                 self.abandoned_flagged.set()
 
@@ -191,6 +195,7 @@ def test_16_threads_x_50_roots_with_flushes_a_watcher_and_shutdown_racing(spans:
     assert max(run.flagged.values()) == 1
     assert {f"stress-abandoned-{number}" for number in range(ABANDONED)} <= set(run.flagged)
     assert not set(run.flagged) & run.ended_before_shutdown
+    assert run.idle_flagged == {f"stress-abandoned-{number}" for number in range(ABANDONED)}  # only those idle
 
     # sessions: exactly once each, with the root's state; a root still open
     # when the shutdown reached the bridge ends its session "Indeterminate"
