@@ -44,8 +44,11 @@ __all__ = [
     "OPERATION_EXECUTE_TOOL",
     "OPERATION_INVOKE_AGENT",
     "OPERATION_INVOKE_WORKFLOW",
+    "OUTCOME_RAISED",
+    "OUTCOME_RETURNED",
     "RECOVERED_ATTRIBUTE",
     "ROOT_ATTRIBUTE",
+    "ROOT_OUTCOME_ATTRIBUTE",
     "SCHEMA_URL",
     "UNCLOSED_ATTRIBUTE",
 ]
@@ -75,6 +78,11 @@ ROOT_ATTRIBUTE = "otel_crew.root"
 """Set to true on the outermost ``workflow()`` span."""
 UNCLOSED_ATTRIBUTE = "otel_crew.root.unclosed"
 """Set to true on a root that otel-crew had to end because nobody did."""
+ROOT_OUTCOME_ATTRIBUTE = "otel_crew.root.outcome"
+"""On a root span otel-crew made: how its work left, ``returned`` or ``raised``
+(the AgentOps end state follows it, as the status stays UNSET on success)."""
+OUTCOME_RETURNED = "returned"
+OUTCOME_RAISED = "raised"
 RECOVERED_ATTRIBUTE = "otel_crew.root.recovered"
 """Set to true on a root whose process died, ended by a later process."""
 FLOW_PAUSED_ATTRIBUTE = "otel_crew.flow.paused"

@@ -1,13 +1,18 @@
 """How a root span's outcome becomes an AgentOps end state and reason.
 
-OK is "Success", ERROR is "Fail", UNSET is "Indeterminate", and a root that
-otel-crew had to end itself (never closed, or open at shutdown) is
-"Indeterminate" whatever its status. A span otel-crew made stays UNSET
-exactly when its work returned, so such a root is "Success" (the OK state).
-A flow run that paused for human feedback (``otel_crew.flow.paused``) ends
-with the pause state, "Indeterminate" unless configured: the run is neither
-done nor failed, and its resumed run gets a session of its own. End states are plain strings: AgentOps
-drops enum values from attributes.
+The outcome decides, not a status otel-crew set (its spans stay UNSET on
+success): a root that succeeded (status OK, or ``otel_crew.root.outcome`` =
+``returned`` on a root otel-crew made) is "Success"; one that failed (status
+ERROR, or outcome ``raised``) is "Fail"; any other root (a plain OTel span
+ended UNSET) is "Indeterminate", and so is a root otel-crew had to end itself
+(never closed, or open at shutdown), whatever its status. A flow run that
+paused for human feedback (``otel_crew.flow.paused``) ends with the pause
+state, "Indeterminate" unless configured: the run is neither done nor failed,
+and its resumed run gets a session of its own.
+
+The override mapping keeps its StatusCode keys, read as outcomes: OK for
+success, ERROR for failure, UNSET for neither. End states are plain strings:
+AgentOps drops enum values from attributes.
 """
 
 from __future__ import annotations
@@ -17,7 +22,13 @@ from collections.abc import Mapping
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
-from otel_crew.semconv import FLOW_PAUSED_ATTRIBUTE, UNCLOSED_ATTRIBUTE
+from otel_crew.semconv import (
+    FLOW_PAUSED_ATTRIBUTE,
+    OUTCOME_RAISED,
+    OUTCOME_RETURNED,
+    ROOT_OUTCOME_ATTRIBUTE,
+    UNCLOSED_ATTRIBUTE,
+)
 
 DEFAULT_END_STATES: Mapping[StatusCode, str] = {
     StatusCode.OK: "Success",
@@ -26,7 +37,6 @@ DEFAULT_END_STATES: Mapping[StatusCode, str] = {
 }
 UNCLOSED_END_STATE = "Indeterminate"
 PAUSED_END_STATE = "Indeterminate"
-_OUR_TRACER = "otel_crew"
 
 
 def validated_end_states(overrides: Mapping[StatusCode, str] | None) -> dict[StatusCode, str]:
@@ -48,9 +58,19 @@ def validated_paused_end_state(state: object) -> str:
     return state
 
 
-def _made_by_otel_crew(root: ReadableSpan) -> bool:
-    scope = root.instrumentation_scope
-    return scope is not None and scope.name == _OUR_TRACER
+def outcome(root: ReadableSpan) -> StatusCode:
+    """The root's outcome as a StatusCode: OK succeeded, ERROR failed, UNSET
+    neither. A status the user set wins over the outcome otel-crew recorded (a
+    body that returns after judging its work bad)."""
+    code = root.status.status_code
+    if code is not StatusCode.UNSET:
+        return code
+    recorded = (root.attributes or {}).get(ROOT_OUTCOME_ATTRIBUTE)
+    if recorded == OUTCOME_RETURNED:
+        return StatusCode.OK
+    if recorded == OUTCOME_RAISED:
+        return StatusCode.ERROR
+    return StatusCode.UNSET
 
 
 def end_state(
@@ -61,10 +81,7 @@ def end_state(
         return UNCLOSED_END_STATE
     if attributes.get(FLOW_PAUSED_ATTRIBUTE) is True:
         return paused_state
-    code = root.status.status_code
-    if code is StatusCode.UNSET and _made_by_otel_crew(root):
-        code = StatusCode.OK  # it returned
-    return states[code]
+    return states[outcome(root)]
 
 
 def end_reason(root: ReadableSpan) -> str:

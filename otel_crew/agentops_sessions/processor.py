@@ -4,7 +4,7 @@ For each root (see ``roots.py``) that runs CrewAI work, the first kickoff span
 inside it opens one AgentOps session (0.4: a trace). When the root span ends,
 the session is ended exactly once, through ``agentops.end_trace`` on that
 session's own context (never AgentOps' module-global "current" session), with
-the end state from ``session_states.py``.
+the end state from ``end_states.py``.
 
 While a root owns the session, CrewAI's own automatic end is suppressed
 (``auto_end_guards.py``); a call from the user's own code always goes through.
@@ -16,7 +16,10 @@ token is dropped, so the user's current span never changes.
 
 Sessions are ended on one background thread: ``end_trace`` flushes AgentOps'
 exporter, which must not hold up the user's pipeline when AgentOps is slow or
-unreachable. ``force_flush`` and ``shutdown`` wait for it.
+unreachable. ``force_flush`` and ``shutdown`` wait for it, all pending ends
+together at most ``flush_timeout``; at shutdown the exports to AgentOps share
+that one deadline (``export_repair``), and what AgentOps did not take is said
+in one log line, so a dead endpoint delays the exit by at most that bound.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from __future__ import annotations
 import collections
 import contextvars
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +41,8 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
-from otel_crew.agentops_sessions.auto_end_guards import AutoEndGuards
+from otel_crew.agentops_sessions import export_repair
+from otel_crew.agentops_sessions.auto_end_guards import GUARDS, GuardHold
 from otel_crew.agentops_sessions.end_states import (
     PAUSED_END_STATE,
     UNCLOSED_END_STATE,
@@ -45,7 +51,6 @@ from otel_crew.agentops_sessions.end_states import (
     validated_end_states,
     validated_paused_end_state,
 )
-from otel_crew.agentops_sessions.export_repair import repair_agentops_export
 from otel_crew.roots.definition import RootIndex, span_key, starts_root
 from otel_crew.roots.journal import note_session
 from otel_crew.roots.lifecycle import on_fork_in_child
@@ -58,6 +63,18 @@ _LOG = logging.getLogger(__name__)
 
 END_STATE_REASON_ATTRIBUTE = "agentops.session.end_state_reason"
 _MAX_TAGS = 16
+_NAMED_IN_LOG = 10
+DEFAULT_FLUSH_TIMEOUT = 2.0
+"""Seconds for all pending session ends together at flush and shutdown (and
+for any one export to AgentOps): the most a dead AgentOps can delay the exit."""
+
+
+def _validated_seconds(option: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value <= 0:
+        raise ValueError(
+            f"AgentOpsSessionProcessor({option}=...): expected a positive number of seconds, got {value!r}"
+        )
+    return float(value)
 
 
 @dataclass(eq=False, slots=True)
@@ -103,60 +120,82 @@ class _WarnOnce:
             _LOG.log(level, "otel-crew: " + message, *args)
 
 
+@dataclass(frozen=True, slots=True)
+class _SessionEnd:
+    """One session to end: AgentOps' context, the end state and reason, and
+    the names the undelivered line says."""
+
+    trace_context: Any
+    state: str
+    reason: str
+    name: str
+    trace_id: int
+
+
 class _SessionEnder:
-    """One daemon thread that ends sessions in order; started on first use."""
+    """One daemon thread that ends sessions in order; started on first use.
+    Once stopped it takes no more work and drops what it had not begun."""
 
-    def __init__(self, end: Callable[[Any, str, str], None]) -> None:
+    def __init__(self, end: Callable[[_SessionEnd], None]) -> None:
         self._end = end
-        self._reset()
-
-    def _reset(self) -> None:
-        self._pending: collections.deque[tuple[Any, str, str]] = collections.deque()
-        self._busy = 0
+        self._pending: collections.deque[_SessionEnd] = collections.deque()
+        self._current: _SessionEnd | None = None
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._stopping = False
+        self._stopped = False
 
-    def submit(self, trace_context: Any, state: str, reason: str) -> None:
+    def submit(self, item: _SessionEnd) -> bool:
+        """Queue ``item``; False (refused) once stopped."""
         with self._condition:
-            self._pending.append((trace_context, state, reason))
-            self._busy += 1
+            if self._stopped:
+                return False
+            self._pending.append(item)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="otel-crew-agentops-sessions", daemon=True)
                 self._thread.start()
             self._condition.notify_all()
+        return True
 
     def _work(self) -> None:
         while True:
             with self._condition:
-                while not self._pending and not self._stopping:
+                while not self._pending and not self._stopped:
                     self._condition.wait()
-                if not self._pending:
+                if self._stopped:
                     return
-                item = self._pending.popleft()
+                self._current = item = self._pending.popleft()
             try:
-                self._end(*item)
+                self._end(item)
             finally:
                 with self._condition:
-                    self._busy -= 1
+                    self._current = None
                     self._condition.notify_all()
 
-    def wait(self, timeout: float) -> bool:
-        """Until every submitted session is ended, or ``timeout`` seconds."""
-        with self._condition:
-            return self._condition.wait_for(lambda: self._busy == 0, timeout)
+    def _idle(self) -> bool:
+        return not self._pending and self._current is None
 
-    def stop(self, timeout: float) -> bool:
-        drained = self.wait(timeout)
+    def wait(self, deadline: float) -> bool:
+        """Until every submitted session is ended, or the ``deadline`` (monotonic)."""
         with self._condition:
-            self._stopping = True
+            return self._condition.wait_for(self._idle, max(0.0, deadline - time.monotonic()))
+
+    def stop(self, deadline: float) -> list[_SessionEnd]:
+        """Wait until the ``deadline``, then take no more work; returns the ends
+        not done (dropped, or still in AgentOps' hands)."""
+        self.wait(deadline)
+        with self._condition:
+            self._stopped = True
+            undone = ([] if self._current is None else [self._current]) + list(self._pending)
+            self._pending.clear()
             self._condition.notify_all()
-        return drained
+        return undone
 
 
 class AgentOpsSessionProcessor(SpanProcessor):
     """Opens and ends AgentOps sessions from root spans; usable on its own.
 
+    Constructing one changes nothing outside it: CrewAI's auto-end guards and
+    the export repair go on at its first span and come off at ``shutdown()``.
     ``uninitialised_log_level``: how loudly it says AgentOps was never
     initialised (a warning; debug when ``instrument(agentops="auto")`` built it).
 
@@ -165,15 +204,18 @@ class AgentOpsSessionProcessor(SpanProcessor):
             and gets its own session, ended with it (True, AgentOps' and
             CrewAI's behaviour for single crews); with False a bare kickoff
             opens no session and the user's own session is left to the user.
-        end_states: overrides of the StatusCode to end-state mapping
-            (default OK "Success", ERROR "Fail", UNSET "Indeterminate").
+        end_states: overrides of the outcome to end-state mapping, keyed by
+            StatusCode (default OK: returned "Success", ERROR: raised "Fail",
+            UNSET: neither "Indeterminate").
         end_reason: root span -> reason text (default: its status
             description, else the recorded exception's type).
         session_tags: root span -> AgentOps tags (default: "otel-crew", the
             root's name, and ``key:value`` of its attributes).
         meter_provider: where ``otel_crew.agentops.auto_end_suppressed`` goes.
-        flush_timeout: seconds ``force_flush``/``shutdown`` wait for sessions
-            to be ended and sent.
+        flush_timeout: seconds, for all pending session ends together, that
+            ``force_flush`` and ``shutdown`` wait for AgentOps to take them; also
+            the most any one export to AgentOps may take. What is not delivered
+            by then is said in one log line and never holds the exit up.
         paused_end_state: the end state of a flow run that paused for human
             feedback (default "Indeterminate"); its resumed run is a new root
             with a session of its own.
@@ -188,7 +230,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
         end_reason: Callable[[ReadableSpan], str] = end_reason,
         session_tags: Callable[[ReadableSpan], list[str]] = _default_tags,
         meter_provider: MeterProvider | None = None,
-        flush_timeout: float = 10.0,
+        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
         paused_end_state: str = PAUSED_END_STATE,
     ) -> None:
         if not isinstance(auto_end_session, bool):
@@ -196,12 +238,12 @@ class AgentOpsSessionProcessor(SpanProcessor):
         for option, value in (("end_reason", end_reason), ("session_tags", session_tags)):
             if not callable(value):
                 raise TypeError(f"AgentOpsSessionProcessor({option}=...): expected a callable, got {value!r}")
+        self._flush_timeout = _validated_seconds("flush_timeout", flush_timeout)
         self._states = validated_end_states(end_states)
         self._paused_state = validated_paused_end_state(paused_end_state)
         self._auto_end = auto_end_session
         self._reason_of = end_reason
         self._tags_of = session_tags
-        self._flush_timeout = flush_timeout
         self._warn = _WarnOnce()
         meter = metrics.get_meter("otel_crew", __version__, meter_provider=meter_provider, schema_url=SCHEMA_URL)
         self._suppressed = meter.create_counter(
@@ -210,11 +252,12 @@ class AgentOpsSessionProcessor(SpanProcessor):
             description="CrewAI's own AgentOps session calls suppressed inside a root",
         )
         self._agentops = self._import_agentops()
+        self._guard_hold: GuardHold | None = None
+        # The hot path's one check: None until the first span, True while
+        # installed, False once shut down (or without AgentOps): inert for good.
+        self._active: bool | None = None
+        self._shut_down = False
         self._reset_state()
-        self._guards = AutoEndGuards(self._agentops, self._inside_root, self._suppressed_call)
-        if self._agentops is not None:
-            repair_agentops_export()
-            self._guards.install()
         on_fork_in_child(self._reset_state)
 
     def _import_agentops(self) -> Any:
@@ -229,13 +272,29 @@ class AgentOpsSessionProcessor(SpanProcessor):
         """Fresh state: at construction, and in a forked child."""
         self._index: RootIndex[_Session] = RootIndex()
         self._open: dict[int, _Session] = {}
-        self._opening = threading.Lock()  # sessions open once per root; rare, so one lock
+        # Opening, claiming (by a root's end or by shutdown) and closing take
+        # this lock: rare events, once per root, never per span.
+        self._lock = threading.Lock()
+        self._closing = False
         self._ender = _SessionEnder(self._end_session)
+
+    def _activate(self) -> bool:
+        """At the first span: put the guards and the export repair on."""
+        with self._lock:
+            if self._shut_down or self._agentops is None:
+                self._active = False
+                return False
+            if self._active is None:
+                self._guard_hold = GUARDS.hold(self._agentops, self._inside_root, self._suppressed_call)
+                export_repair.hold(self, self._flush_timeout)
+                self._active = True
+        return True
 
     # -- the hot path -----------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if self._agentops is None:
+        active = self._active
+        if active is not True and (active is False or not self._activate()):
             return
         parent = span.parent
         if starts_root(parent):
@@ -256,17 +315,20 @@ class AgentOpsSessionProcessor(SpanProcessor):
         session = self._index.remove(key)
         if session is None or session.key != key:
             return
-        self._open.pop(key, None)
-        if session.trace_context is not None:
-            self._submit_end(session, span)
+        state, reason = self._outcome_of(span)
+        with self._lock:
+            # Whoever pops the session ends it: this root's end or shutdown, once.
+            if self._open.pop(key, None) is None or session.trace_context is None:
+                return
+            self._submit(session, state, reason)
 
     # -- opening and ending -------------------------------------------------------
 
     def _open_session(self, session: _Session) -> None:
         if not session.opens_session:
             return
-        with self._opening:
-            if session.trace_context is not None:
+        with self._lock:
+            if session.trace_context is not None or self._closing or session.key not in self._open:
                 return
             try:
                 session.trace_context = self._start_trace(session.root)
@@ -297,20 +359,23 @@ class AgentOpsSessionProcessor(SpanProcessor):
             started.token = None
         return started
 
-    def _submit_end(self, session: _Session, root: ReadableSpan) -> None:
+    def _outcome_of(self, root: ReadableSpan) -> tuple[str, str]:
         try:
-            state = end_state(root, self._states, self._paused_state)
-            reason = self._reason_of(root)
+            return end_state(root, self._states, self._paused_state), self._reason_of(root)
         except Exception:
             _LOG.debug("otel-crew: end state of %r could not be read", root.name, exc_info=True)
-            state, reason = UNCLOSED_END_STATE, ""
-        self._ender.submit(session.trace_context, state, reason)
+            return UNCLOSED_END_STATE, ""
 
-    def _end_session(self, trace_context: Any, state: str, reason: str) -> None:
+    def _submit(self, session: _Session, state: str, reason: str) -> None:
+        """Under the lock."""
+        context = session.root.get_span_context()
+        self._ender.submit(_SessionEnd(session.trace_context, state, reason, session.root.name, context.trace_id))
+
+    def _end_session(self, item: _SessionEnd) -> None:
         try:
-            if reason:
-                trace_context.span.set_attribute(END_STATE_REASON_ATTRIBUTE, reason)
-            self._agentops.end_trace(trace_context, end_state=state)
+            if item.reason:
+                item.trace_context.span.set_attribute(END_STATE_REASON_ATTRIBUTE, item.reason)
+            self._agentops.end_trace(item.trace_context, end_state=item.state)
         except Exception as error:
             self._warn("end", "AgentOps raised while ending a session (%s: %s); ignored", type(error).__name__, error)
 
@@ -327,23 +392,53 @@ class AgentOpsSessionProcessor(SpanProcessor):
     # -- SpanProcessor lifecycle ------------------------------------------------------
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._ender.wait(min(timeout_millis / 1000, self._flush_timeout))
+        """Waits (at most ``flush_timeout``) for the sessions of roots that
+        ended; ends nothing: open roots keep their sessions."""
+        return self._ender.wait(time.monotonic() + min(timeout_millis / 1000, self._flush_timeout))
 
     def shutdown(self) -> None:
         """Ends the sessions of roots still open ("Indeterminate"), waits for
-        every session to be sent, and takes the guards off AgentOps."""
-        for session in list(self._open.values()):
-            if session.trace_context is not None:
-                self._ender.submit(session.trace_context, UNCLOSED_END_STATE, "open at shutdown")
-        self._open.clear()
-        self._index.clear()
-        if not self._ender.stop(self._flush_timeout):
-            self._warn(
-                "flush",
-                "AgentOps did not take the ended sessions within %.0fs (unreachable?); stopped waiting",
+        all session ends together at most ``flush_timeout``, says in one line
+        what AgentOps did not take, and takes the guards and the export repair
+        off AgentOps."""
+        with self._lock:
+            if self._shut_down:
+                return
+            self._shut_down = self._closing = True
+            self._active = False
+            deadline = time.monotonic() + self._flush_timeout
+            export_repair.export_deadline(deadline)
+            for session in list(self._open.values()):
+                if self._open.pop(session.key, None) is not None and session.trace_context is not None:
+                    self._submit(session, UNCLOSED_END_STATE, "open at shutdown")
+            self._index.clear()
+        try:
+            undone = self._ender.stop(deadline)
+            if undone:
+                export_repair.abandon_traces(item.trace_id for item in undone)
+            self._say_undelivered([item.name for item in undone] + export_repair.take_undelivered_sessions())
+        finally:
+            export_repair.export_deadline(None)
+            self._release_process_wide()
+
+    def _say_undelivered(self, names: list[str]) -> None:
+        if names:
+            shown = ", ".join(repr(name.removesuffix(".session")) for name in names[:_NAMED_IN_LOG])
+            more = f" and {len(names) - _NAMED_IN_LOG} more" if len(names) > _NAMED_IN_LOG else ""
+            _LOG.warning(
+                "otel-crew: AgentOps did not take %d session(s) within flush_timeout=%gs (unreachable or slow?); "
+                "not delivered: %s%s",
+                len(names),
                 self._flush_timeout,
+                shown,
+                more,
             )
-        self._guards.remove()
+
+    def _release_process_wide(self) -> None:
+        if self._guard_hold is not None:
+            GUARDS.release(self._guard_hold)
+            self._guard_hold = None
+            export_repair.release(self)
 
     # -- introspection (tests, doctor) ----------------------------------------------------
 

@@ -191,13 +191,6 @@ def agent_kickoff_attributes(agent: Any, conversation_id: str | None) -> dict[st
     }
 
 
-def error_type(error: BaseException) -> str:
-    """The exception's qualified type name (``error.type``); builtins by their bare name."""
-    kind = type(error)
-    module = kind.__module__
-    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
-
-
 # -- flows -------------------------------------------------------------------
 
 

@@ -13,7 +13,8 @@ around the methods that start such a thread and that run inside it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,28 +23,84 @@ from opentelemetry.context import Context
 
 from otel_crew.instrumentation.calls import Wrapped, call_arg
 
-_MAX_WAITING = 1024
-"""Hand-offs never taken (a cancelled future) are dropped beyond this many."""
+_Key = tuple[str, int]
+_MAX_HELD_STRONGLY = 100_000
+"""Hand-offs for objects that take no weak reference are held strongly (so
+their id cannot be reused while waiting); past this many the oldest such one
+is dropped. Crews and tasks take weak references and are never dropped."""
+
+
+class _Strong:
+    """The strong stand-in for a weak reference, for objects that take none."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: object) -> None:
+        self._target = target
+
+    def __call__(self) -> object:
+        return self._target
 
 
 class ContextHandoff:
-    """A small, bounded mailbox of contexts keyed by the object being handed over."""
+    """A mailbox of contexts keyed by the identity of the object handed over.
+
+    An entry holds its object weakly and goes when the object goes, so no
+    size limit drops a waiting hand-off and an id reused by a later object can
+    never find an earlier object's context (the entry checks it is the same
+    object). Objects that take no weak reference are held strongly instead.
+    """
 
     def __init__(self) -> None:
-        self._waiting: dict[Hashable, Context] = {}
+        self._waiting: dict[_Key, tuple[Callable[[], object], Context]] = {}
         self._lock = threading.Lock()
+        self._held_strongly = 0
 
-    def leave(self, key: Hashable) -> None:
+    def leave(self, kind: str, handed_over: object) -> None:
+        key = (kind, id(handed_over))
+        holder: Callable[[], object]
+        try:
+            holder = weakref.ref(handed_over, self._forgetter(key))
+        except TypeError:
+            holder = _Strong(handed_over)
         with self._lock:
-            self._waiting[key] = otel_context.get_current()
-            if len(self._waiting) > _MAX_WAITING:
-                del self._waiting[next(iter(self._waiting))]
+            self._waiting[key] = (holder, otel_context.get_current())
+            if isinstance(holder, _Strong):
+                self._held_strongly += 1
+                if self._held_strongly > _MAX_HELD_STRONGLY:
+                    self._drop_oldest_strong()
 
-    def take(self, key: Hashable) -> Context | None:
+    def take(self, kind: str, handed_over: object) -> Context | None:
         if not self._waiting:  # the usual case, read without the lock: a leave() for us came before our thread
             return None
         with self._lock:
-            return self._waiting.pop(key, None)
+            entry = self._waiting.pop((kind, id(handed_over)), None)
+            if entry is not None and isinstance(entry[0], _Strong):
+                self._held_strongly -= 1
+        if entry is None or entry[0]() is not handed_over:
+            return None
+        return entry[1]
+
+    def _forgetter(self, key: _Key) -> Callable[[weakref.ref[Any]], None]:
+        def forget(dead: weakref.ref[Any]) -> None:
+            # No lock: this may run inside leave() or take() (a collection
+            # triggered there), and a dict pop is atomic.
+            entry = self._waiting.get(key)
+            if entry is not None and entry[0] is dead:
+                self._waiting.pop(key, None)
+
+        return forget
+
+    def _drop_oldest_strong(self) -> None:
+        """Under the lock."""
+        for key, (holder, _) in self._waiting.items():
+            if isinstance(holder, _Strong):
+                del self._waiting[key]
+                self._held_strongly -= 1
+                return
+
+    def __len__(self) -> int:
+        return len(self._waiting)
 
 
 @dataclass
@@ -57,7 +114,7 @@ class CarryOverWrappers:
         the instance (or by the argument at ``key_argument``)."""
 
         def leave(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            self.handoff.leave(self._handoff_key(instance, args, kwargs, key_argument))
+            self.handoff.leave(*self._handed_over(instance, args, kwargs, key_argument))
             return wrapped(*args, **kwargs)
 
         return leave
@@ -67,7 +124,7 @@ class CarryOverWrappers:
         context that was left for it."""
 
         def take(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            left = self.handoff.take(self._handoff_key(instance, args, kwargs, key_argument))
+            left = self.handoff.take(*self._handed_over(instance, args, kwargs, key_argument))
             if left is None:
                 return wrapped(*args, **kwargs)
             token = otel_context.attach(left)
@@ -79,9 +136,9 @@ class CarryOverWrappers:
         return take
 
     @staticmethod
-    def _handoff_key(
+    def _handed_over(
         instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], key_argument: tuple[int, str] | None
-    ) -> tuple[str, int]:
+    ) -> tuple[str, object]:
         if key_argument is None:
-            return ("instance", id(instance))
-        return ("argument", id(call_arg(args, kwargs, *key_argument)))
+            return ("instance", instance)
+        return ("argument", call_arg(args, kwargs, *key_argument))

@@ -67,14 +67,14 @@ class CrewWrappers:
         """A streaming kickoff only builds the stream; the span belongs to the
         inner kickoff that does the work, under the caller's context."""
         if getattr(crew, "stream", False) is True:
-            self.handoff.leave(("stream", id(crew)))
+            self.handoff.leave("stream", crew)
             return True
         return False
 
     def kickoff(self, wrapped: Wrapped, crew: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled() or self._streams(crew):
             return wrapped(*args, **kwargs)
-        parent = self.handoff.take(("stream", id(crew)))
+        parent = self.handoff.take("stream", crew)
         with self._kickoff_span(crew, "kickoff", parent) as span:
             self._before_kickoff(span, args, kwargs)
             result = wrapped(*args, **kwargs)
@@ -84,7 +84,7 @@ class CrewWrappers:
     def akickoff(self, wrapped: Wrapped, crew: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled() or self._streams(crew):
             return wrapped(*args, **kwargs)
-        parent = self.handoff.take(("stream", id(crew)))
+        parent = self.handoff.take("stream", crew)
 
         async def observed() -> Any:
             with self._kickoff_span(crew, "akickoff", parent) as span:

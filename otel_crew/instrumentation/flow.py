@@ -42,18 +42,17 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, Span, SpanContext, TraceFlags
 
 from otel_crew.instrumentation import attributes as attrs
 from otel_crew.instrumentation.calls import Wrapped, call_arg
-from otel_crew.roots.scope import SpanScope
+from otel_crew.roots.scope import SpanScope, settle_status
 from otel_crew.semconv import (
     CREWAI_FLOW_INPUTS,
     CREWAI_FLOW_OUTPUT,
     CREWAI_FLOW_ROUTER_ROUTE,
     CREWAI_FLOW_STEP,
     CREWAI_FLOW_STEP_KIND,
-    ERROR_TYPE,
     FLOW_PAUSED_ATTRIBUTE,
     GEN_AI_CONVERSATION_ID,
     GEN_AI_WORKFLOW_NAME,
@@ -151,15 +150,11 @@ class FlowWrappers:
         return bool(self._pauses) and isinstance(value, self._pauses)
 
     def _settle(self, span: Span, error: BaseException | None) -> None:
-        """UNSET when the work returned or paused, ERROR (recorded, ``error.type``) when it raised."""
-        if error is None:
-            return
-        if self._is_pause(error):
+        """A pause is no error: the span stays UNSET, marked paused; otherwise the usual rule."""
+        if error is not None and self._is_pause(error):
             span.set_attribute(FLOW_PAUSED_ATTRIBUTE, True)
             return
-        span.record_exception(error, escaped=True)
-        span.set_attribute(ERROR_TYPE, attrs.error_type(error))
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        settle_status(span, error)
 
     # -- runs -----------------------------------------------------------------------
 

@@ -1,8 +1,15 @@
 """Running a piece of work inside a span: the one scope both roots and wrappers use.
 
-The work's result and exception pass through untouched. On success the span's
-status becomes OK unless something already set one; on failure the exception
-is recorded and the status becomes ERROR, again unless set already.
+The work's result and exception pass through untouched. Status follows the
+OpenTelemetry conventions: on success it stays UNSET (instrumentations do not
+set OK; only ``workflow()``, which the user asked for, does); on failure the
+exception is recorded, ``error.type`` names its qualified type and the status
+becomes ERROR, unless the body set a status itself.
+
+A span that is a root also carries its outcome (``otel_crew.root.outcome``:
+``returned`` or ``raised``), because a root left UNSET on success must still
+end its AgentOps session "Success", while a plain OTel root ended UNSET is
+"Indeterminate".
 
 Parenting skips spans of *other* tracer providers. AgentOps attaches its
 session span and its own CrewAI spans to the current context, from its own
@@ -23,18 +30,41 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from otel_crew.roots.definition import start_root_span
+from otel_crew.roots.definition import start_root_span, starts_root
+from otel_crew.semconv import ERROR_TYPE, OUTCOME_RAISED, OUTCOME_RETURNED, ROOT_OUTCOME_ATTRIBUTE
 
 _OK = Status(StatusCode.OK)
 
 
-def _settle_status(span: Span, error: BaseException | None) -> None:
-    """Record ``error`` (if any) and set ERROR or OK, unless a status is set already."""
-    if error is not None:
-        span.record_exception(error, escaped=True)
+def error_type(error: BaseException) -> str:
+    """The exception's qualified type name, as semconv's ``error.type`` wants
+    it: ``module.QualName``, or the bare name for builtins."""
+    kind = type(error)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def _status_is_unset(span: Span) -> bool:
     status = getattr(span, "status", None)  # API spans have no status to read
-    if status is None or status.status_code is StatusCode.UNSET:
-        span.set_status(_OK if error is None else Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    return status is None or status.status_code is StatusCode.UNSET
+
+
+def settle_status(span: Span, error: BaseException | None, ok_on_success: bool = False) -> None:
+    """On failure record ``error``, set ``error.type`` and ERROR; on success
+    OK only if asked. A status the body set wins."""
+    if error is None:
+        if ok_on_success and _status_is_unset(span):
+            span.set_status(_OK)
+        return
+    span.record_exception(error, escaped=True)
+    if _status_is_unset(span):
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    span.set_attribute(ERROR_TYPE, error_type(error))
+
+
+def _record_outcome(span: Span, error: BaseException | None, is_root: bool) -> None:
+    if is_root or starts_root(getattr(span, "parent", None)):
+        span.set_attribute(ROOT_OUTCOME_ATTRIBUTE, OUTCOME_RETURNED if error is None else OUTCOME_RAISED)
 
 
 Settle = Callable[[Span, "BaseException | None"], None]
@@ -65,15 +95,17 @@ class SpanScope:
     however the body leaves. A class rather than a generator: it runs around
     every span the wrappers make, and this is the cheaper protocol.
 
-    ``settle`` replaces the default status rule for spans whose outcomes need
-    their own reading (a flow that pauses raises a control-flow signal, not
-    an error); ``links`` are given to the span at its start."""
+    ``ok_on_success`` sets OK when the body returns (``workflow()`` only);
+    ``settle`` replaces that status rule for spans whose outcomes need their
+    own reading (a flow that pauses raises a control-flow signal, not an
+    error); ``links`` are given to the span at its start."""
 
     __slots__ = (
         "_attributes",
         "_extra_context",
         "_links",
         "_name",
+        "_ok_on_success",
         "_parent",
         "_root",
         "_settle",
@@ -90,7 +122,8 @@ class SpanScope:
         parent: Context | None = None,
         extra_context: Mapping[str, object] | None = None,
         root: bool = False,
-        settle: Settle = _settle_status,
+        ok_on_success: bool = False,
+        settle: Settle | None = None,
         links: Sequence[Link] | None = None,
     ) -> None:
         self._tracer = tracer
@@ -99,6 +132,7 @@ class SpanScope:
         self._parent = parent
         self._extra_context = extra_context
         self._root = root
+        self._ok_on_success = ok_on_success
         self._settle = settle
         self._links = links
 
@@ -128,7 +162,11 @@ class SpanScope:
         span = self._span
         try:
             if span.is_recording():
-                self._settle(span, error)
+                if self._settle is None:
+                    settle_status(span, error, self._ok_on_success)
+                else:
+                    self._settle(span, error)
+                _record_outcome(span, error, self._root)
         finally:
             otel_context.detach(self._token)
             span.end()

@@ -10,8 +10,9 @@ its AgentOps session and stays in memory. This processor watches every root:
   and the user's callback;
 - optionally, a further limit later, the root is **force-ended** with status
   ERROR and ``otel_crew.root.unclosed=true``;
-- at shutdown (and force_flush, and process exit) every open root is flagged
-  and ended, so its spans are exported;
+- at shutdown (and process exit) every open root is flagged and ended, so its
+  spans are exported. ``force_flush`` ends nothing: a flush in the middle of a
+  pipeline leaves its root open, as the user left it;
 - open roots are journaled on disk (``journal.py``): one row when a root
   starts, deleted when it ends, its last activity written by the watcher
   thread at most every ``JOURNAL_INTERVAL`` seconds, so that a later process
@@ -35,6 +36,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakMethod
 
 from opentelemetry import metrics
 from opentelemetry.context import Context
@@ -89,6 +91,7 @@ class _Root:
     __slots__ = (
         "ended",
         "flagged_at",
+        "force_ending",
         "heap_entry",
         "journaled",
         "key",
@@ -105,6 +108,7 @@ class _Root:
         self.last_activity = now
         self.flagged_at: float | None = None
         self.ended = False
+        self.force_ending = False
         self.heap_entry: int | None = None  # sequence number of its live heap entry
         self.outer = outer  # the root this one nests in (a workflow under a request span)
         self.journaled: float | None = None  # the last_activity the journal has; None: not journaled
@@ -132,6 +136,19 @@ def _require_callable(option: str, value: object, optional: bool) -> None:
         raise TypeError(f"{_NAME}({option}=...): expected a callable, got {value!r}")
 
 
+def _weak_callback(
+    method: WeakMethod[Callable[[CallbackOptions], Iterable[Observation]]],
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    """A meter callback that does not keep its processor alive (meters live
+    as long as their provider; processors come and go with instrument())."""
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        bound = method()
+        return () if bound is None else bound(options)
+
+    return observe
+
+
 class UnclosedRootProcessor(SpanProcessor):
     """Flags roots left open; optionally ends them; ends them all at shutdown.
 
@@ -146,7 +163,6 @@ class UnclosedRootProcessor(SpanProcessor):
             its exceptions are logged and contained.
         max_tracked_roots: open roots watched at once; past it the oldest is
             flagged and no longer watched (counted in ``otel_crew.roots.dropped``).
-        end_roots_on_flush: also end open roots on ``force_flush`` (as at shutdown).
         meter_provider: where the counters go (default: the global one).
         clock: monotonic seconds; replaceable in tests.
         journal: the on-disk journal of open roots (True: the one
@@ -160,7 +176,6 @@ class UnclosedRootProcessor(SpanProcessor):
         force_end_after: float | None = None,
         on_unclosed: Callable[[UnclosedRoot], Any] | None = None,
         max_tracked_roots: int = DEFAULT_MAX_TRACKED_ROOTS,
-        end_roots_on_flush: bool = True,
         meter_provider: MeterProvider | None = None,
         clock: Callable[[], float] = time.monotonic,
         journal: RootJournal | bool = True,
@@ -174,7 +189,6 @@ class UnclosedRootProcessor(SpanProcessor):
             raise ValueError(f"{_NAME}(max_tracked_roots=...): expected a positive int, got {max_tracked_roots!r}")
         self._on_unclosed = on_unclosed
         self._max_tracked = max_tracked_roots
-        self._end_on_flush = end_roots_on_flush
         self._clock = clock
         if not isinstance(journal, (bool, RootJournal)):
             raise TypeError(f"{_NAME}(journal=...): expected bool or RootJournal, got {journal!r}")
@@ -186,7 +200,7 @@ class UnclosedRootProcessor(SpanProcessor):
         # Observed at collection time: no metric work per root on the hot path.
         meter.create_observable_up_down_counter(
             "otel_crew.roots.open",
-            callbacks=[self._observe_open_roots],
+            callbacks=[_weak_callback(WeakMethod(self._observe_open_roots))],
             unit="{root}",
             description="Roots open now",
         )
@@ -195,7 +209,7 @@ class UnclosedRootProcessor(SpanProcessor):
         )
         self._reset_state()
         self._shut_down = False
-        self._exit_hook = on_exit(self._end_all_at_exit)
+        self._exit_hook: Callable[[], None] | None = None  # registered with the worker: construction changes nothing
         on_fork_in_child(self._reset_state)
 
     def _reset_state(self) -> None:
@@ -264,7 +278,7 @@ class UnclosedRootProcessor(SpanProcessor):
         if dropped is not None:
             self._unjournal(dropped)  # no longer watched: nothing to recover it from
             self._dropped_counter.add(1)
-            self._flag(dropped, self._clock(), "too many open roots; no longer watched", None)
+            self._flag(dropped, self._clock(), "too many open roots; no longer watched", None, dropped=True)
 
     def _end_root(self, record: _Root) -> None:
         with self._lock:
@@ -359,10 +373,10 @@ class UnclosedRootProcessor(SpanProcessor):
         children = self._index.count_children(due) if due else {}
         for record in due:
             if record.flagged_at is None:
-                self._flag(record, now, self._why(record, now), children.get(id(record), 0))
-                with self._lock:
-                    if not record.ended:
-                        self._schedule(record)
+                if self._flag(record, now, self._why(record, now), children.get(id(record), 0)):
+                    with self._lock:
+                        if not record.ended:
+                            self._schedule(record)
             else:
                 self._force_end(record, f"root span was never closed; ended {self._force_end_after:g}s after flagging")
         return len(due)
@@ -375,6 +389,9 @@ class UnclosedRootProcessor(SpanProcessor):
     # -- the worker -------------------------------------------------------------
 
     def _start_worker(self) -> None:
+        """Under the lock."""
+        if self._exit_hook is None:
+            self._exit_hook = on_exit(self._end_all_at_exit)
         self._worker = threading.Thread(target=self._work, name="otel-crew-unclosed-roots", daemon=True)
         self._worker.start()
 
@@ -405,8 +422,20 @@ class UnclosedRootProcessor(SpanProcessor):
 
     # -- flag and end -------------------------------------------------------------
 
-    def _flag(self, record: _Root, now: float, reason: str, open_children: int | None) -> None:
-        record.flagged_at = now
+    def _claim(self, record: _Root, now: float, dropped: bool) -> bool:
+        """Whether this caller flags ``record``: once, and never after its end
+        (the watcher, shutdown and exit may race for the same root, and the
+        user's end for it)."""
+        with self._lock:
+            if record.flagged_at is not None or (record.ended and not dropped) or not record.span.is_recording():
+                return False
+            record.flagged_at = now
+            return True
+
+    def _flag(self, record: _Root, now: float, reason: str, open_children: int | None, dropped: bool = False) -> bool:
+        """Flag ``record`` unless someone did or it ended; whether this call did."""
+        if not self._claim(record, now, dropped):
+            return False
         span = record.span
         context = span.get_span_context()
         info = UnclosedRoot(
@@ -442,11 +471,14 @@ class UnclosedRootProcessor(SpanProcessor):
                 self._on_unclosed(info)
             except Exception:
                 _LOG.exception("otel-crew: the on_unclosed callback raised (contained)")
+        return True
 
     def _force_end(self, record: _Root, description: str) -> None:
         span = record.span
-        if not span.is_recording():
-            return  # the user ended it in the meantime
+        with self._lock:  # the watcher and shutdown may race for it: one ends it
+            if record.force_ending or record.ended or not span.is_recording():
+                return  # ours already, or the user ended it in the meantime
+            record.force_ending = True
         span.set_attribute(UNCLOSED_ATTRIBUTE, True)
         span.set_status(Status(StatusCode.ERROR, description))
         span.end()  # on_end forgets the record
@@ -458,8 +490,7 @@ class UnclosedRootProcessor(SpanProcessor):
         now = self._clock()
         children = self._index.count_children(open_roots) if open_roots else {}
         for record in open_roots:
-            if record.flagged_at is None:
-                self._flag(record, now, why, children.get(id(record), 0))
+            self._flag(record, now, why, children.get(id(record), 0))
             self._force_end(record, f"root span was never closed; ended by otel-crew at {why}")
         return len(open_roots)
 
@@ -480,11 +511,11 @@ class UnclosedRootProcessor(SpanProcessor):
             worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=5)
-        atexit.unregister(self._exit_hook)
+        if self._exit_hook is not None:
+            atexit.unregister(self._exit_hook)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        if self._end_on_flush and not self._shut_down:
-            self._end_all_open("force_flush")
+        """Nothing to flush and nothing to end: open roots stay open."""
         return True
 
     def _observe_open_roots(self, options: CallbackOptions) -> Iterable[Observation]:

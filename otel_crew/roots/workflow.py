@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -65,6 +66,10 @@ class workflow:  # noqa: N801 - a function-like name, as users write it
     The span's status is OK when the body returns and ERROR (with the exception
     recorded) when it raises; a status the body sets itself wins. The exception
     propagates unchanged.
+
+    One object may be entered from several threads or asyncio tasks at once,
+    and re-entered inside itself: each use gets its own span, kept in a context
+    variable of this object, so each exit ends the span its own context began.
     """
 
     def __init__(
@@ -77,7 +82,8 @@ class workflow:  # noqa: N801 - a function-like name, as users write it
         self.name = _validated_name(name)
         self.attributes = _validated_attributes(attributes)
         self._tracer_provider = tracer_provider
-        self._scopes: list[SpanScope] = []
+        # Per use: each thread and task sees its own stack of open scopes.
+        self._scopes: ContextVar[tuple[SpanScope, ...]] = ContextVar(f"otel_crew_workflow_{self.name}", default=())
 
     def _open(self) -> Span:
         provider = self._tracer_provider or _default_provider
@@ -86,9 +92,11 @@ class workflow:  # noqa: N801 - a function-like name, as users write it
         outermost = not otel_context.get_value(_INSIDE_WORKFLOW)
         if outermost:
             attributes[ROOT_ATTRIBUTE] = True
-        scope = SpanScope(tracer, self.name, attributes, extra_context={_INSIDE_WORKFLOW: True}, root=outermost)
+        scope = SpanScope(
+            tracer, self.name, attributes, extra_context={_INSIDE_WORKFLOW: True}, root=outermost, ok_on_success=True
+        )
         span = scope.__enter__()
-        self._scopes.append(scope)
+        self._scopes.set((*self._scopes.get(), scope))
         return span
 
     def _close(
@@ -97,7 +105,14 @@ class workflow:  # noqa: N801 - a function-like name, as users write it
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._scopes.pop().__exit__(exc_type, exc, traceback)
+        open_scopes = self._scopes.get()
+        if not open_scopes:
+            raise RuntimeError(
+                f"workflow({self.name!r}) exited in a thread or task that did not enter it; "
+                "enter and exit a workflow in the same context"
+            )
+        self._scopes.set(open_scopes[:-1])
+        open_scopes[-1].__exit__(exc_type, exc, traceback)
 
     def __enter__(self) -> Span:
         return self._open()

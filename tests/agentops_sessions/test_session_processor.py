@@ -12,12 +12,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pytest
 from agentops_server import TOKEN
 from conftest import AGENTOPS, CREWAI, Spans, sdk_enabled
+from fault_servers import SERVERS
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -32,18 +33,26 @@ pytestmark = pytest.mark.crewai
 CREWAI_ENDS_SESSIONS = CREWAI is not None and (0, 95) <= CREWAI < (0, 165)
 
 
-def run_scenario(script: str, case: str) -> list[dict[str, Any]]:
-    """Run a scenario script of this folder in a fresh process; its JSON lines."""
-    here = os.path.dirname(__file__)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.path.dirname(here)])}  # scenarios use tests' helpers
-    result = subprocess.run(
-        [sys.executable, os.path.join(here, script), case],
+HERE = os.path.dirname(__file__)
+
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a scenario script of this folder in a fresh process (which uses the
+    tests' helpers, and the otel_crew this process imports)."""
+    path = [HERE, os.path.dirname(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return subprocess.run(
+        [sys.executable, os.path.join(HERE, script), *args],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
         timeout=300,
         check=False,
     )
+
+
+def run_scenario(script: str, case: str) -> list[dict[str, Any]]:
+    """Run a scenario script of this folder in a fresh process; its JSON lines."""
+    result = run_script(script, case)
     assert result.returncode == 0, result.stderr[-3000:]
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
@@ -92,14 +101,27 @@ def agentops_sdk() -> Any:
     return agentops
 
 
-@pytest.fixture
-def bridged(spans: Spans, agentops_sdk: Any) -> Iterator[Spans]:
+@contextmanager
+def bridging(spans: Spans, agentops: Any = "on") -> Iterator[Spans]:
     instrumentor = OtelCrewInstrumentor()
-    instrumentor.instrument(tracer_provider=spans.provider, agentops="on")
+    instrumentor.instrument(tracer_provider=spans.provider, agentops=agentops)
     try:
         yield spans
     finally:
         instrumentor.uninstrument()
+
+
+@pytest.fixture
+def bridged(spans: Spans, agentops_sdk: Any) -> Iterator[Spans]:
+    with bridging(spans) as bridged_spans:
+        yield bridged_spans
+
+
+@pytest.fixture
+def patiently_bridged(spans: Spans, agentops_sdk: Any) -> Iterator[Spans]:
+    """Bridged with a flush that waits long enough for hundreds of session ends."""
+    with bridging(spans, AgentOpsSessionProcessor(flush_timeout=120)) as bridged_spans:
+        yield bridged_spans
 
 
 def bridge_of(spans: Spans) -> AgentOpsSessionProcessor:
@@ -133,7 +155,8 @@ def kickoff_span(spans: Spans, name: str = "crew") -> Any:
     )
 
 
-def test_800_roots_in_16_threads_each_end_their_own_session_once(bridged: Spans) -> None:
+def test_800_roots_in_16_threads_each_end_their_own_session_once(patiently_bridged: Spans) -> None:
+    bridged = patiently_bridged
     tracer = bridged.provider.get_tracer("test")
     errors: list[BaseException] = []
 
@@ -263,6 +286,8 @@ def test_agentops_raising_reaches_nobody_and_is_said_once(
         ({"end_states": {"OK": "Success"}}, TypeError, "end_states"),
         ({"end_states": {StatusCode.OK: ""}}, TypeError, r"end_states\[OK\]"),
         ({"end_reason": "text"}, TypeError, "end_reason"),
+        ({"flush_timeout": 0}, ValueError, "flush_timeout"),
+        ({"flush_timeout": "2s"}, ValueError, "flush_timeout"),
     ],
 )
 def test_bad_configuration_is_refused_naming_the_option(options: dict[str, Any], error: type, named: str) -> None:
@@ -346,7 +371,7 @@ def test_export_repair_steps_in_only_where_agentops_export_is_broken(bridged: Sp
     assert ended_sessions("delivered", 1) == {"delivered.session": ["Success"]}
     probe = OTLPSpanExporter(endpoint=f"{AGENTOPS.url}/v1/traces")
     broken = not (hasattr(probe, "_headers") and hasattr(probe, "_session"))
-    assert agentops_export._announced.is_set() == broken
+    assert agentops_export.repair_announced() == broken
 
 
 @pytest.mark.parametrize("case", ["missing", "uninitialised", "unreachable"])
@@ -358,3 +383,60 @@ def test_agentops_faults_never_reach_the_pipeline(case: str) -> None:
     assert len(report["our_warnings"]) <= 1, report["our_warnings"]
     if case == "missing":
         assert report["our_warnings"] == ["AgentOps is not installed; AgentOpsSessionProcessor records no sessions"]
+
+
+def test_force_flush_mid_pipeline_keeps_the_root_and_its_session_open(bridged: Spans) -> None:
+    with workflow("flushed-midway", tracer_provider=bridged.provider) as root:
+        research_crew().kickoff(inputs={"topic": "a"})
+        assert bridged.provider.force_flush()  # waits for every session end submitted so far
+        assert root.is_recording()
+        assert [s for s in AGENTOPS.sessions() if s.name == "flushed-midway.session"] == []
+        assert bridge_of(bridged).open_roots == 1
+        research_crew(name="writing").kickoff(inputs={"topic": "b"})
+    assert bridged.provider.force_flush()
+    assert ended_sessions("flushed-midway", 1) == {"flushed-midway.session": ["Success"]}
+    (exported,) = bridged.named("flushed-midway")
+    assert exported.status.status_code is StatusCode.OK
+    assert bridge_of(bridged).open_roots == 0
+
+
+EXIT_BOUND_SECONDS = 3.0
+"""The README's promise: a dead AgentOps delays the exit by at most this much."""
+EXIT_MARGIN_SECONDS = 2.0
+"""For a loaded CI machine: both runs are measured here, and only their difference counts."""
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def faulty_agentops(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    server = SERVERS[request.param]().start()
+    try:
+        yield request.param, server.url
+    finally:
+        server.stop()
+
+
+def exit_seconds(url: str, bridge: str) -> tuple[float, dict[str, Any]]:
+    """Seconds from the pipelines' end to the process' end, and the scenario's report."""
+    result = run_script("exit_scenario.py", url, bridge)
+    ended_at = time.time()
+    assert result.returncode == 0, result.stderr[-3000:]
+    (report,) = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return ended_at - report["pipelines_done_at"], report
+
+
+def test_a_faulty_agentops_delays_the_exit_by_at_most_the_bound_and_says_so_once(
+    faulty_agentops: tuple[str, str],
+) -> None:
+    kind, url = faulty_agentops
+    off_seconds, off = exit_seconds(url, "off")
+    on_seconds, on = exit_seconds(url, "on")
+    # for the record (pytest -s): the numbers the report quotes
+    print(f"{kind}: exit {off_seconds:.2f}s with the bridge off, {on_seconds:.2f}s on; said: {on['our_warnings']}")
+    assert on["results"] == off["results"] == ["report"] * 3
+    assert off["our_warnings"] == []
+    assert on_seconds - off_seconds < EXIT_BOUND_SECONDS + EXIT_MARGIN_SECONDS, (kind, on_seconds, off_seconds)
+    if kind == "slow":  # late, but within the bound: delivered, nothing to say
+        assert len(on["our_warnings"]) <= 1, on["our_warnings"]
+    else:
+        (line,) = on["our_warnings"]
+        assert "not delivered" in line and "'pipeline-0'" in line and "'pipeline-1'" in line, line

@@ -375,5 +375,3 @@ def test_a_router_returning_an_enum_records_its_value() -> None:
         LEFT = "go_left"
 
     assert attrs.router_route(Route.LEFT) == "go_left"
-    assert attrs.error_type(KeyError("x")) == "KeyError"
-    assert attrs.error_type(LocalModelError("x")) == "otel_crew.cli.local_model.LocalModelError"

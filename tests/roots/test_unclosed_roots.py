@@ -178,11 +178,17 @@ def test_shutdown_with_1000_open_roots_flags_ends_and_exports_them_all() -> None
     assert setup.processor.open_roots == 0 and setup.processor.index_size == 0
 
 
-def test_force_flush_ends_open_roots_too() -> None:
+def test_force_flush_ends_nothing_and_the_users_own_end_counts() -> None:
     setup = Watched()
-    setup.tracer.start_span("open")
-    assert setup.spans.provider.force_flush()
-    assert setup.spans.one("open").status.status_code is StatusCode.ERROR
+    with workflow("pipeline", tracer_provider=setup.spans.provider):
+        setup.tracer.start_span("done step").end()
+        assert setup.spans.provider.force_flush()
+        assert setup.spans.names() == ["done step"]  # what ended is exported; the root is not ended
+        assert setup.processor.open_roots == 1 and setup.flagged == []
+    (root,) = setup.spans.named("pipeline")
+    assert root.status.status_code is StatusCode.OK  # the user's end, not ours
+    assert root.attributes is not None and UNCLOSED_ATTRIBUTE not in root.attributes
+    assert setup.processor.open_roots == 0
 
 
 def test_cap_flags_and_drops_the_oldest() -> None:

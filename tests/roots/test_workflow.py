@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from conftest import Spans
@@ -124,3 +125,58 @@ def test_bad_input_is_refused_at_the_call(name: object, attributes: object, erro
 def test_decorating_a_non_function_is_refused() -> None:
     with pytest.raises(TypeError, match="decorates a function"):
         workflow("p")(42)  # type: ignore[arg-type]
+
+
+def test_one_workflow_object_entered_from_many_threads_at_once_ends_each_own_span(spans: Spans) -> None:
+    shared = workflow("shared", tracer_provider=spans.provider)
+    tracer = spans.provider.get_tracer("t")
+    everyone_inside = threading.Barrier(8)
+    mine: dict[int, int] = {}
+
+    def use(number: int) -> None:
+        with shared as root:
+            everyone_inside.wait(timeout=30)  # all eight uses are open at once
+            tracer.start_span(f"step-{number}").end()
+            mine[number] = root.get_span_context().span_id
+
+    threads = [threading.Thread(target=use, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    roots = spans.named("shared")
+    assert len(roots) == 8 and len({root.context.span_id for root in roots}) == 8
+    for number, span_id in mine.items():
+        (step,) = spans.named(f"step-{number}")
+        assert step.parent is not None and step.parent.span_id == span_id  # ended its own span, not another's
+
+
+def test_one_workflow_object_in_concurrent_asyncio_tasks_and_nested_in_itself(spans: Spans) -> None:
+    shared = workflow("task-shared", tracer_provider=spans.provider)
+
+    async def use(number: int) -> int:
+        async with shared as outer:
+            await asyncio.sleep(0)
+            with shared as inner:  # re-entered inside itself: a child
+                assert inner is not outer
+            await asyncio.sleep(0)
+            assert trace.get_current_span() is outer
+            return outer.get_span_context().span_id
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*(use(number) for number in range(10)))
+
+    outer_ids = asyncio.run(main())
+    spans_by_id = {span.context.span_id: span for span in spans.named("task-shared")}
+    assert len(spans_by_id) == 20 and len(set(outer_ids)) == 10
+    for span in spans_by_id.values():
+        if span.context.span_id not in outer_ids:
+            assert span.parent is not None and span.parent.span_id in outer_ids
+
+
+def test_exiting_a_workflow_in_a_context_that_did_not_enter_it_is_a_clear_error(spans: Spans) -> None:
+    shared = workflow("mismatched", tracer_provider=spans.provider)
+    with pytest.raises(
+        RuntimeError, match=r"workflow\('mismatched'\) exited in a thread or task that did not enter it"
+    ):
+        shared.__exit__(None, None, None)
