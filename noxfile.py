@@ -49,4 +49,5 @@ def bench(session: nox.Session) -> None:
     (The suite's tests/test_benchmark_suite.py runs their short form on otel-crew alone.)"""
     session.install("-e", ".[crewai,agentops,bench]")
     session.env["CREWAI_STORAGE_DIR"] = f"{session.virtualenv.location}/crewai-storage"
+    session.env["OTEL_CREW_STATE_DIR"] = session.create_tmp()  # the open-roots journal, as by default, but not in $HOME
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -19,14 +19,16 @@ BEGIN, END = "<!-- results: written by python -m benchmarks -->", "<!-- end of r
 PACKAGES = ("crewai", "opentelemetry-sdk", "agentops", "otel-crew", *kickoffs.PEERS.values())
 
 
-def run(short: bool) -> list[Table]:
+def run(short: bool, rounds: int | None) -> list[Table]:
     def progress(step: str) -> None:
         print(f"benchmarks: {step}", file=sys.__stderr__, flush=True)
 
     os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})  # one core; threads started later inherit it
     logging.getLogger("otel_crew").setLevel(logging.ERROR)  # a flagged root's log line is the handler's I/O
     return [
-        kickoffs.measure(rounds=2 if short else 30, calls=1 if short else 3, peers=not short, progress=progress),
+        kickoffs.measure(
+            rounds=rounds or (2 if short else 30), calls=1 if short else 3, peers=not short, progress=progress
+        ),
         processors.span_costs(rounds=5 if short else 41, calls=300 if short else 5000, progress=progress),
         processors.threads(rounds=2 if short else 6, roots=400 if short else 4000, progress=progress),
         processors.open_roots(2_000 if short else 100_000, progress),
@@ -55,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--short", action="store_true", help="a few iterations, no peers: proves the code runs")
     parser.add_argument("--output", default="BENCHMARKS.md", type=Path)
+    parser.add_argument("--rounds", type=int, help="rounds of kickoffs and flow runs (default 30; --short: 2)")
     arguments = parser.parse_args(argv)
-    block = f"{BEGIN}\n{render(run(arguments.short), arguments.short)}\n{END}"
+    block = f"{BEGIN}\n{render(run(arguments.short, arguments.rounds), arguments.short)}\n{END}"
     before, found, rest = (arguments.output.read_text() if arguments.output.exists() else "").partition(BEGIN)
     arguments.output.write_text(f"{before}{block}{rest.partition(END)[2]}" if found else f"{block}\n")
     print(f"benchmarks: wrote {arguments.output}", file=sys.stderr)

@@ -58,7 +58,8 @@ def test_the_short_run_writes_every_section_with_sane_numbers(tmp_path: Path) ->
     assert all(_number(row["median (ms)"]) > 0 for row in kickoffs)
     for row in kickoffs:
         if row["variant"] in ("bare SDK spans", "otel-crew"):
-            assert _number(row["spans"]) >= 4, row  # a crew kickoff is at least a kickoff, two agents and a tool
+            # a crew kickoff is at least a kickoff and two agents (and a tool span where the tool point is used)
+            assert _number(row["spans"]) >= 3, row
             assert _number(row["ratio to bare"]) > 0
     assert all(_number(row["span (µs)"]) > 0 for row in tables[SECTIONS[1]])
     assert {row["span"] for row in tables[SECTIONS[1]]} == {"root", "child"}
