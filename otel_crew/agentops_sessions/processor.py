@@ -301,7 +301,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
             bare_kickoff = _is_kickoff(span)
             key = span_key(span)
             root_session = _Session(root=span, key=key, opens_session=self._auto_end or not bare_kickoff)
-            self._index.add_root(span, root_session)
+            self._index.add_root(key, root_session)
             self._open[key] = root_session
             if bare_kickoff:
                 self._open_session(root_session)
@@ -315,12 +315,14 @@ class AgentOpsSessionProcessor(SpanProcessor):
         session = self._index.remove(key)
         if session is None or session.key != key:
             return
-        state, reason = self._outcome_of(span)
+        # Read outside the lock (it may call the user's end_reason), and only for a
+        # root with a session: most roots (a web request, say) have none.
+        outcome = None if session.trace_context is None else self._outcome_of(span)
         with self._lock:
             # Whoever pops the session ends it: this root's end or shutdown, once.
             if self._open.pop(key, None) is None or session.trace_context is None:
                 return
-            self._submit(session, state, reason)
+            self._submit(session, *(outcome or self._outcome_of(span)))  # opened meanwhile: read it now
 
     # -- opening and ending -------------------------------------------------------
 

@@ -75,8 +75,9 @@ class RootIndex(Generic[RecordT]):
     def __init__(self) -> None:
         self._record_of: dict[int, RecordT] = {}
 
-    def add_root(self, span: ReadableSpan, record: RecordT) -> None:
-        self._record_of[span_key(span)] = record
+    def add_root(self, key: int, record: RecordT) -> None:
+        """Map the root with this ``span_key`` to its own record."""
+        self._record_of[key] = record
 
     def add_child(self, span: ReadableSpan, parent: SpanContext | None) -> RecordT | None:
         """Map ``span`` to its parent's (``span.parent``) root record and return that record."""

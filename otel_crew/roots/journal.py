@@ -13,7 +13,12 @@ directory: ``OTEL_CREW_STATE_DIR``, default the platform's user state
 directory; ``off`` or ``:memory:`` switch it off. A row is inserted when a
 root starts, updated by the unclosed-root watcher at most every few seconds
 for activity (and once when a session opens), and deleted when the root ends:
-never per child span. A journal that cannot be used (corrupt, locked, not
+never per child span. The owning process writes behind: a root's start,
+its session and its end are queued in memory (a dict update, no I/O on the
+span's thread) and written in one transaction by ``write_pending``, which the
+unclosed-root watcher calls every second or so while there is something to
+write, and ``force_flush`` and shutdown call at once; a root that ends before that is
+never written at all. A journal that cannot be used (corrupt, locked, not
 writable) gives one warning and is left alone from then on; the pipeline
 never notices.
 
@@ -230,8 +235,45 @@ ResultT = TypeVar("ResultT")
 _BY_KEY = " WHERE trace_id = ? AND span_id = ?"
 
 
+_INSERT = (
+    "INSERT OR REPLACE INTO open_roots"
+    " (trace_id, span_id, root, session, last_activity_ns, pid, process_start, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_Key = tuple[int, int]  # trace id, span id
+
+
+def _key(context: SpanContext) -> _Key:
+    return context.trace_id, context.span_id
+
+
+def _hex(key: _Key) -> tuple[str, str]:
+    return f"{key[0]:032x}", f"{key[1]:016x}"
+
+
 def _ids(context: SpanContext) -> tuple[str, str]:
-    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+    return _hex(_key(context))
+
+
+def _snapshot_json(span: ReadableSpan) -> str | None:
+    """The span's snapshot, taken on the watcher's thread while the span may
+    still be changing (its attributes are a live view: a dict resized under
+    the copy is copied again); None if it never holds still."""
+    for _ in range(3):
+        try:
+            return SpanSnapshot.of(span).to_json()
+        except RuntimeError:  # "dictionary changed size during iteration"
+            continue
+    _LOG.debug("otel-crew: span %r changed while it was journaled; left out", span.name)
+    return None
+
+
+def _start_row(key: _Key, span: ReadableSpan, session: ReadableSpan | None) -> tuple[object, ...] | None:
+    root = _snapshot_json(span)
+    if root is None or span.start_time is None:
+        return None
+    process = current_process()
+    snapshot = None if session is None else _snapshot_json(session)
+    return (*_hex(key), root, snapshot, span.start_time, process.pid, process.start, process.host)
 
 
 class RootJournal:
@@ -244,6 +286,16 @@ class RootJournal:
         self._connection: sqlite3.Connection | None = None
         self._pid = -1
         self._broken = False
+        self._forget_pending()
+
+    def _forget_pending(self) -> None:
+        """No queued writes (at construction, and in a forked child: the parent's roots are the parent's)."""
+        self._pending_lock = threading.Lock()
+        self._starts: dict[_Key, ReadableSpan] = {}  # roots not written yet
+        self._start_sessions: dict[_Key, ReadableSpan] = {}  # their sessions
+        self._sessions: dict[_Key, ReadableSpan] = {}  # sessions of roots written
+        self._ends: set[_Key] = set()
+        self._written: set[_Key] = set()  # rows of open roots this process wrote
 
     @property
     def usable(self) -> bool:
@@ -287,32 +339,60 @@ class RootJournal:
                 )
                 return default
 
-    # -- written by the owning process -------------------------------------------------
+    # -- written by the owning process, behind ---------------------------------------
 
     def root_started(self, span: ReadableSpan) -> None:
-        assert span.context is not None and span.start_time is not None
-        trace_id, span_id = _ids(span.context)
-        process = current_process()
-        row = (
-            trace_id,
-            span_id,
-            SpanSnapshot.of(span).to_json(),
-            span.start_time,
-            process.pid,
-            process.start,
-            process.host,
-        )
-        self._execute(
-            "INSERT OR REPLACE INTO open_roots (trace_id, span_id, root, last_activity_ns, pid, process_start, host)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            row,
-        )
+        """Queue the root's row (no I/O): ``write_pending`` writes it."""
+        assert span.context is not None  # SDK spans always have one
+        key = _key(span.context)
+        with self._pending_lock:
+            self._starts[key] = span
+
+    def root_ended(self, context: SpanContext) -> None:
+        """Forget a root never written; queue the deletion of one written."""
+        key = _key(context)
+        with self._pending_lock:
+            self._start_sessions.pop(key, None)
+            if self._starts.pop(key, None) is None and key in self._written:
+                self._written.discard(key)
+                self._sessions.pop(key, None)
+                self._ends.add(key)
+
+    def session_opened(self, root: SpanContext, session: ReadableSpan) -> None:
+        """Queue the session span of an open root of this journal (others: nothing)."""
+        key = _key(root)
+        with self._pending_lock:
+            if key in self._starts:
+                self._start_sessions[key] = session
+            elif key in self._written:
+                self._sessions[key] = session
+
+    def has_pending(self) -> bool:
+        return bool(self._starts or self._sessions or self._ends)
+
+    def write_pending(self) -> int:
+        """Write what is queued in one transaction; return how many rows it touched."""
+        with self._pending_lock:
+            starts, start_sessions, sessions, ends = self._starts, self._start_sessions, self._sessions, self._ends
+            self._starts, self._start_sessions, self._sessions, self._ends = {}, {}, {}, set()
+            self._written.update(starts)  # an end from now on deletes the row
+        if not (starts or sessions or ends):
+            return 0
+        inserts = [row for key, span in starts.items() if (row := _start_row(key, span, start_sessions.get(key)))]
+        updates = [(_snapshot_json(session), *_hex(key)) for key, session in sessions.items()]
+        deletes = [_hex(key) for key in ends]
+
+        def write(db: sqlite3.Connection) -> None:
+            with _transaction(db, "BEGIN"):
+                db.executemany(_INSERT, inserts)
+                db.executemany("UPDATE open_roots SET session = ?" + _BY_KEY, updates)
+                db.executemany("DELETE FROM open_roots" + _BY_KEY, deletes)
+
+        self._run(write, None)
+        return len(inserts) + len(updates) + len(deletes)
 
     def _execute(self, statement: str, parameters: Sequence[object]) -> None:
         self._run(lambda db: db.execute(statement, parameters), None)
-
-    def root_ended(self, context: SpanContext) -> None:
-        self._execute("DELETE FROM open_roots" + _BY_KEY, _ids(context))
 
     def activity(self, seen: Sequence[tuple[SpanContext, int]]) -> None:
         """The last activity (epoch ns) seen in each root's trace, in one transaction."""
@@ -325,10 +405,6 @@ class RootJournal:
                 db.executemany("UPDATE open_roots SET last_activity_ns = ?" + _BY_KEY, rows)
 
         self._run(write, None)
-
-    def session_opened(self, root: SpanContext, session: ReadableSpan) -> None:
-        snapshot = SpanSnapshot.of(session).to_json()
-        self._execute("UPDATE open_roots SET session = ?" + _BY_KEY, (snapshot, *_ids(root)))
 
     # -- recovery, by any process of the host ------------------------------------------------
 
@@ -393,7 +469,7 @@ class RootJournal:
         self._execute(unclaim, _ids(entry.root.context))
 
     def finished(self, entry: JournalEntry) -> None:
-        self.root_ended(entry.root.context)
+        self._execute("DELETE FROM open_roots" + _BY_KEY, _ids(entry.root.context))
 
     def entries(self) -> int:
         """How many entries there are (tests, doctor)."""
@@ -425,6 +501,7 @@ def _fresh_locks_in_child() -> None:
     _journals_lock = threading.Lock()
     for journal in _journals.values():
         journal._lock = threading.Lock()
+        journal._forget_pending()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX only

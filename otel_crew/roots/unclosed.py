@@ -13,15 +13,19 @@ its AgentOps session and stays in memory. This processor watches every root:
 - at shutdown (and process exit) every open root is flagged and ended, so its
   spans are exported. ``force_flush`` ends nothing: a flush in the middle of a
   pipeline leaves its root open, as the user left it;
-- open roots are journaled on disk (``journal.py``): one row when a root
-  starts, deleted when it ends, its last activity written by the watcher
-  thread at most every ``JOURNAL_INTERVAL`` seconds, so that a later process
-  can end the root if this one dies.
+- open roots are journaled on disk (``journal.py``), so that a later
+  process can end a root if this one dies: its start, end and last activity
+  are written by the watcher thread every ``JOURNAL_INTERVAL`` seconds while
+  there is something to write (a root that lasts less is never written), and
+  by ``force_flush`` and shutdown at once.
 
-The hot path is a dict update under a short lock. Deadlines sit in a heap
-that one background thread sleeps on; an idle deadline is only recomputed
-when it comes due (activity since then pushes it further), so no tick scans
-all roots.
+The hot path is a dict update under a short lock. A new root's first
+deadline is its start plus the shorter limit, so new roots come due in the
+order they started: they wait in an insertion-ordered dict, and only a root
+still open at that first deadline moves to a heap of real deadlines (an idle
+deadline is recomputed when it comes due; activity since then pushes it
+further). One background thread sleeps until the earliest; no tick scans all
+roots, and a root that ends before its first deadline costs no heap work.
 """
 
 from __future__ import annotations
@@ -67,8 +71,9 @@ COALESCE_SECONDS = 0.05
 """The watcher wakes this long after the earliest deadline, so that deadlines
 close together (100,000 roots opened in one burst) are handled in one pass,
 not one wake-up each."""
-JOURNAL_INTERVAL = 2.0
-"""Seconds between the watcher's writes of roots' last activity to the journal."""
+JOURNAL_INTERVAL = 1.0
+"""Seconds between the watcher's writes to the journal: the most a root's start
+(or end) waits to be on disk."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +193,8 @@ class UnclosedRootProcessor(SpanProcessor):
         if isinstance(max_tracked_roots, bool) or not isinstance(max_tracked_roots, int) or max_tracked_roots < 1:
             raise ValueError(f"{_NAME}(max_tracked_roots=...): expected a positive int, got {max_tracked_roots!r}")
         self._on_unclosed = on_unclosed
+        limits = [limit for limit in (self._idle, self._max_age) if limit is not None]
+        self._first_limit = min(limits, default=math.inf)  # from a root's start to its first deadline
         self._max_tracked = max_tracked_roots
         self._clock = clock
         if not isinstance(journal, (bool, RootJournal)):
@@ -219,12 +226,17 @@ class UnclosedRootProcessor(SpanProcessor):
         self._polling = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._roots: dict[int, _Root] = {}
+        self._fresh: dict[int, _Root] = {}  # roots before their first deadline, in the order they started
         self._index: RootIndex[_Root] = RootIndex()
         self._deadlines: list[tuple[float, int, _Root]] = []
         self._stale_deadlines = 0
         self._sequence = itertools.count()
         self._worker: threading.Thread | None = None
         self._stopping = False
+        # What the worker's wait covers, so the hot path wakes it only when it must:
+        # the clock time it wakes at, and whether a journal write is in view.
+        self._wake_at = math.inf
+        self._journal_timed = False
         self._next_journal_write = time.monotonic() + JOURNAL_INTERVAL  # real time, whatever the clock
 
     # -- the hot path ---------------------------------------------------------
@@ -260,18 +272,20 @@ class UnclosedRootProcessor(SpanProcessor):
     def _start_root(self, span: Span, parent: SpanContext | None, now: float) -> None:
         outer = self._index.add_child(span, parent) if parent is not None and not parent.is_remote else None
         record = _Root(span, now, outer)
-        self._index.add_root(span, record)
+        self._index.add_root(record.key, record)
         dropped = None
         with self._lock:
             self._roots[record.key] = record
             if len(self._roots) > self._max_tracked:
                 dropped = self._roots.pop(next(iter(self._roots)))
                 self._forget(dropped)
-            self._schedule(record)
+            self._fresh[record.key] = record
             if self._worker is None and not self._shut_down:
                 self._start_worker()
-            elif self._journal is not None and len(self._roots) == 1:
-                self._wakeup.notify()  # the worker may be waiting with nothing to write
+            elif now + self._first_limit + COALESCE_SECONDS < self._wake_at or (
+                self._journal is not None and not self._journal_timed
+            ):
+                self._wakeup.notify()  # the worker would sleep past this root's deadline or journal write
         if self._journal is not None and span.context.trace_flags.sampled:
             record.journaled = now
             self._journal.root_started(span)
@@ -292,14 +306,19 @@ class UnclosedRootProcessor(SpanProcessor):
             record.journaled = None
             self._journal.root_ended(record.span.get_span_context())
 
-    def write_activity(self) -> int:
-        """Write the last activity of every journaled root that saw some since
-        the last write, in one transaction; return how many. The worker calls
-        this every ``JOURNAL_INTERVAL`` seconds; tests may too."""
+    def write_journal(self) -> int:
+        """Write the journal's queued starts and ends, then the last activity of
+        every journaled root that saw some since the last write; return how
+        many roots' activity was written. The worker calls this every
+        ``JOURNAL_INTERVAL`` seconds while there is something to write;
+        ``force_flush`` and tests may too."""
         with self._lock:
             self._next_journal_write = time.monotonic() + JOURNAL_INTERVAL
             changed = [r for r in self._roots.values() if r.journaled is not None and r.journaled != r.last_activity]
-        if self._journal is None or not changed:
+        if self._journal is None:
+            return 0
+        self._journal.write_pending()
+        if not changed:
             return 0
         seen = []
         for record in changed:
@@ -311,6 +330,7 @@ class UnclosedRootProcessor(SpanProcessor):
     def _forget(self, record: _Root) -> None:
         """Under the lock: the record is done; its heap entry goes stale."""
         record.ended = True
+        self._fresh.pop(record.key, None)
         if record.heap_entry is not None:
             record.heap_entry = None
             self._stale_deadlines += 1
@@ -332,19 +352,26 @@ class UnclosedRootProcessor(SpanProcessor):
         return min(limits) if limits else None
 
     def _schedule(self, record: _Root) -> None:
-        """Under the lock: push the record's next deadline, waking the worker if
-        it is now the earliest."""
+        """Under the lock: push the record's next deadline, waking the worker
+        only if it would otherwise sleep past it (most roots: never, so a root
+        costs no thread switch)."""
         deadline = self._deadline_of(record)
         if deadline is None:
             return
         sequence = next(self._sequence)
         record.heap_entry = sequence
         heapq.heappush(self._deadlines, (deadline, sequence, record))
-        if self._deadlines[0][1] == sequence:
+        if deadline + COALESCE_SECONDS < self._wake_at:
             self._wakeup.notify()
 
     def _take_due(self, now: float) -> list[_Root]:
         """Under the lock: pop the records whose deadline has truly passed."""
+        while self._fresh:  # new roots at their first deadline get a real one
+            record = next(iter(self._fresh.values()))
+            if record.started + self._first_limit > now:
+                break
+            del self._fresh[record.key]
+            self._schedule(record)
         due = []
         while self._deadlines and self._deadlines[0][0] <= now:
             _, sequence, record = heapq.heappop(self._deadlines)
@@ -400,23 +427,31 @@ class UnclosedRootProcessor(SpanProcessor):
             with self._lock:
                 if self._stopping:
                     return
-                delays = []
-                if self._deadlines:
-                    delays.append(self._deadlines[0][0] + COALESCE_SECONDS - self._clock())
+                delays = [deadline + COALESCE_SECONDS - self._clock() for deadline in self._earliest_deadlines()]
                 journal_delay = self._journal_delay()
                 if journal_delay is not None:
                     delays.append(journal_delay)
                 if not delays or min(delays) > 0:
-                    self._wakeup.wait(min(delays) if delays else None)
+                    timeout = min(delays) if delays else None
+                    self._wake_at = math.inf if timeout is None else self._clock() + timeout
+                    self._journal_timed = journal_delay is not None
+                    self._wakeup.wait(timeout)
                     continue
             if journal_delay is not None and journal_delay <= 0:
-                self.write_activity()
+                self.write_journal()
             else:
                 self.poll()
 
+    def _earliest_deadlines(self) -> list[float]:
+        """Under the lock: the earliest deadline in the heap and among new roots (those there are)."""
+        earliest = [self._deadlines[0][0]] if self._deadlines else []
+        if self._fresh and self._first_limit < math.inf:
+            earliest.append(next(iter(self._fresh.values())).started + self._first_limit)
+        return earliest
+
     def _journal_delay(self) -> float | None:
-        """Under the lock: seconds until the journal's next activity write, None if none is needed."""
-        if self._journal is None or not self._roots:
+        """Under the lock: seconds until the journal's next write, None if none is needed."""
+        if self._journal is None or not (self._roots or self._journal.has_pending()):
             return None
         return self._next_journal_write - time.monotonic()
 
@@ -497,6 +532,7 @@ class UnclosedRootProcessor(SpanProcessor):
     def _end_all_at_exit(self) -> None:
         if not self._shut_down:
             self._end_all_open("process exit")
+            self.write_journal()
 
     # -- SpanProcessor lifecycle --------------------------------------------------
 
@@ -511,11 +547,13 @@ class UnclosedRootProcessor(SpanProcessor):
             worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=5)
+        self.write_journal()  # the roots just ended leave no entry
         if self._exit_hook is not None:
             atexit.unregister(self._exit_hook)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing to flush and nothing to end: open roots stay open."""
+        """Writes the journal now; ends nothing: open roots stay open."""
+        self.write_journal()
         return True
 
     def _observe_open_roots(self, options: CallbackOptions) -> Iterable[Observation]:

@@ -118,8 +118,10 @@ def dead_pid() -> int:
 def test_pid_reuse_a_live_pid_with_another_start_time_is_a_dead_process(state_dir: Path, journaled: Spans) -> None:
     tracer = journaled.provider.get_tracer("test")
     reused = tracer.start_span("reused-pid")
+    journaled.provider.force_flush()  # the journal is written behind; a flush writes it now
     set_columns(state_dir, process_start="the process that had this pid before")
     ours = tracer.start_span("ours")  # this live process's own root, journaled after the change
+    journaled.provider.force_flush()
     into = Spans()
 
     result = recover_dead_roots(into.provider._active_span_processor, journal=journal_at(str(state_dir)))
@@ -133,6 +135,7 @@ def test_pid_reuse_a_live_pid_with_another_start_time_is_a_dead_process(state_di
     assert [row["span_id"] for row in rows(state_dir)] == [f"{ours.get_span_context().span_id:016x}"]
     ours.end()
     reused.end()
+    journaled.provider.force_flush()
     assert rows(state_dir) == []
 
 
@@ -141,6 +144,7 @@ def test_entries_past_the_age_limit_are_dropped_with_one_log_line(
 ) -> None:
     tracer = journaled.provider.get_tracer("test")
     ancient = tracer.start_span("ancient")
+    journaled.provider.force_flush()
     eight_days_ago = time.time_ns() - 8 * 86400 * 10**9
     set_columns(state_dir, pid=dead_pid(), last_activity_ns=eight_days_ago)
     into = Spans()
@@ -154,6 +158,7 @@ def test_entries_past_the_age_limit_are_dropped_with_one_log_line(
     ancient.end()
 
     younger = tracer.start_span("eight days is young enough")
+    journaled.provider.force_flush()
     set_columns(state_dir, pid=dead_pid(), last_activity_ns=eight_days_ago)
     monkeypatch.setenv("OTEL_CREW_STATE_MAX_AGE_DAYS", "10")
     result = recover_dead_roots(into.provider._active_span_processor, journal=journal_at(str(state_dir)))
@@ -170,6 +175,7 @@ def test_child_spans_never_write_the_journal_only_the_watcher_does(
     spans = Spans(processor)
     tracer = spans.provider.get_tracer("test")
     root = tracer.start_span("busy")
+    assert processor.write_journal() == 0  # the root's row, with no activity since its start
     with sqlite3.connect(state_dir / FILE_NAME) as observer:
         version = observer.execute("PRAGMA data_version").fetchone()  # changes when another connection commits
         with trace.use_span(root):
@@ -177,18 +183,44 @@ def test_child_spans_never_write_the_journal_only_the_watcher_does(
                 now[0] += 0.5
                 tracer.start_span("child").end()
         assert observer.execute("PRAGMA data_version").fetchone() == version
-        assert processor.write_activity() == 1
+        assert processor.write_journal() == 1
         assert observer.execute("PRAGMA data_version").fetchone() != version
     (row,) = rows(state_dir)
     assert row["last_activity_ns"] == root.start_time + 100 * 10**9  # 200 children, half a second apart
-    assert processor.write_activity() == 0  # nothing new
+    assert processor.write_journal() == 0  # nothing new
     spans.provider.shutdown()
 
 
 def test_a_root_ended_by_shutdown_leaves_no_entry(state_dir: Path, journaled: Spans) -> None:
     journaled.provider.get_tracer("test").start_span("never ended by the user")
+    journaled.provider.force_flush()
     assert len(rows(state_dir)) == 1
     journaled.provider.shutdown()
+    assert rows(state_dir) == []
+
+
+def test_a_root_that_ends_before_the_journal_is_written_never_touches_the_disk(
+    state_dir: Path, journaled: Spans
+) -> None:
+    journaled.provider.get_tracer("test").start_span("quick").end()
+    journaled.provider.force_flush()
+    assert not (state_dir / FILE_NAME).exists()
+
+
+def test_a_session_opened_before_its_root_is_written_is_written_with_the_root(state_dir: Path) -> None:
+    journal = journal_at(str(state_dir))
+    tracer = Spans().provider.get_tracer("test")
+    root = tracer.start_span("pipeline")
+    session = tracer.start_span("session", context=trace.set_span_in_context(root))
+    journal.root_started(root)  # type: ignore[arg-type]  # an SDK span is a ReadableSpan
+    journal.session_opened(root.get_span_context(), session)  # type: ignore[arg-type]
+
+    assert journal.write_pending() == 1  # one insert, the session in it
+    (row,) = rows(state_dir)
+    assert (json.loads(row["root"])["name"], json.loads(row["session"])["name"]) == ("pipeline", "session")
+
+    journal.root_ended(root.get_span_context())
+    assert journal.write_pending() == 1  # the delete
     assert rows(state_dir) == []
 
 
