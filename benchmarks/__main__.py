@@ -1,8 +1,6 @@
 """``python -m benchmarks [--short] [--output FILE]``: every benchmark in one run, progress on stderr. The tables
 go between the results markers of FILE (BENCHMARKS.md, its prose written by hand), or make up FILE."""
 
-from __future__ import annotations
-
 import argparse
 import datetime
 import logging

@@ -1,7 +1,5 @@
 """What the benchmarks share: a provider that exports nowhere, interleaved rounds, timing, paired medians."""
 
-from __future__ import annotations
-
 import gc
 import statistics
 import time

@@ -1,8 +1,6 @@
 """(a) Added time per crew kickoff and per three-step flow run, against bare CrewAI in the same rounds: each
 round runs every variant (interleaved) in this one process, instrumented for its own runs only."""
 
-from __future__ import annotations
-
 import contextlib
 import functools
 import importlib

@@ -1,8 +1,6 @@
 """(b) The processors' cost per root and per child span against one SDK span, and roots per second from 1 to
 8 threads; (c) open roots at scale: memory per root and the time to flag them all."""
 
-from __future__ import annotations
-
 import functools
 import itertools
 import statistics
@@ -24,6 +22,7 @@ NONE, BOTH = "none (one SDK span)", "both"
 
 def _providers() -> dict[str, TracerProvider]:
     processors: dict[str, list[SpanProcessor]] = {NONE: [], "UnclosedRootProcessor": [UnclosedRootProcessor()]}
+    processors["UnclosedRootProcessor, no journal"] = [UnclosedRootProcessor(journal=False)]
     processors |= {"AgentOpsSessionProcessor": [AgentOpsSessionProcessor()]}
     processors[BOTH] = [UnclosedRootProcessor(), AgentOpsSessionProcessor()]
     return {name: noop_provider(*chosen)[0] for name, chosen in processors.items()}
@@ -82,32 +81,25 @@ def threads(rounds: int, roots: int, progress: Callable[[str], None]) -> Table:
 
 
 def open_roots(count: int, progress: Callable[[str], None]) -> Table:
+    """Memory per open root in both processors, the journal written; then the time from every root being due
+    (on a clock the benchmark drives) until they are all flagged: one poll."""
     progress(f"{count:,} open roots")
-    spans: list[Any] = [noop_provider()[0].get_tracer("scale").start_span("root") for _ in range(count)]
-    processors = [UnclosedRootProcessor(max_tracked_roots=count), AgentOpsSessionProcessor()]
+    now, flagged = [0.0], list[object]()
+    watcher = UnclosedRootProcessor(60, None, on_unclosed=flagged.append, max_tracked_roots=count, clock=lambda: now[0])
+    processors, tracer = [watcher, AgentOpsSessionProcessor()], noop_provider()[0].get_tracer("scale")
+    spans: list[Any] = [tracer.start_span("root") for _ in range(count)]
     tracemalloc.start()
     for span, processor in itertools.product(spans, processors):
         processor.on_start(span, None)
+    watcher.force_flush()  # the journal written (as the watcher does within a second): its steady state
     per_root = tracemalloc.get_traced_memory()[0] / count
     tracemalloc.stop()
+    now[0] = 61.0
+    to_flag = timed(watcher.poll)
+    assert len(flagged) == count, f"{len(flagged)} of {count} roots flagged"
     for span, processor in itertools.product(spans, processors):
         processor.on_end(span)
     for processor in processors:
         processor.shutdown()
     header = ["open roots", "memory per root, both processors (bytes)", "time to flag all (s)"]
-    return "(c) Open roots at scale", header, [[count, per_root, _time_to_flag(count)]]
-
-
-def _time_to_flag(count: int) -> float:
-    """From the moment every root is due (on a clock the benchmark drives) until each is flagged: one poll."""
-    now, flagged = [0.0], list[object]()
-    watcher = UnclosedRootProcessor(60, None, on_unclosed=flagged.append, max_tracked_roots=count, clock=lambda: now[0])
-    provider, _ = noop_provider(watcher)
-    opened = [provider.get_tracer("scale").start_span("root") for _ in range(count)]
-    now[0] = 61.0
-    elapsed = timed(watcher.poll)
-    assert len(flagged) == count, f"{len(flagged)} of {count} roots flagged"
-    for span in opened:
-        span.end()
-    provider.shutdown()
-    return elapsed
+    return "(c) Open roots at scale", header, [[count, per_root, to_flag]]

@@ -46,6 +46,7 @@ def test_the_short_run_writes_every_section_with_sane_numbers(tmp_path: Path) ->
     report = tmp_path / "report.md"
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("AGENTOPS_", "OTEL_"))}
     environment["PYTHONPATH"] = os.pathsep.join([str(ROOT), environment.get("PYTHONPATH", "")])
+    environment["OTEL_CREW_STATE_DIR"] = str(tmp_path / "state")  # the open-roots journal, not in $HOME
     command = [sys.executable, "-m", "benchmarks", "--short", "--output", str(report)]
     finished = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, check=False)
     assert finished.returncode == 0, finished.stderr[-3000:]
