@@ -78,4 +78,5 @@ def crewai_suite(session: nox.Session) -> None:
         "python", "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
         f"crewai=={CREWAI_SUITE_RELEASE}", "-d", work,
     )  # fmt: skip
-    session.run("python", "crewai_suite/run.py", "--sdist", f"{work}/crewai-{CREWAI_SUITE_RELEASE}.tar.gz", *session.posargs)
+    sdist = f"{work}/crewai-{CREWAI_SUITE_RELEASE}.tar.gz"
+    session.run("python", "crewai_suite/run.py", "--sdist", sdist, *session.posargs)

@@ -131,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     absent = ["absent", ""]
     for nodeid in still:
         plain, instrumented = final["plain"].get(nodeid, absent), final["instrumented"].get(nodeid, absent)
-        print(f"  DIFFERS {nodeid}\n    plain: {plain[0]} {plain[1]}\n    instrumented: {instrumented[0]} {instrumented[1]}")
+        print(f"  DIFFERS {nodeid}")
+        print(f"    plain: {plain[0]} {plain[1]}\n    instrumented: {instrumented[0]} {instrumented[1]}")
     return 1 if still else 0
 
 

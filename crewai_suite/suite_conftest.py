@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import vcr.stubs.httpx_stubs as httpx_stubs  # type: ignore[import-untyped]
-from vcr.request import Request  # type: ignore[import-untyped]
+import vcr.stubs.httpx_stubs as httpx_stubs
+from vcr.request import Request
 
 # What CrewAI's .env.test sets for its CI, trimmed to what the suite reads.
 _ENVIRONMENT = {
