@@ -71,7 +71,7 @@ CREWAI_SUITE_TEST_DEPS = [
 @nox.session
 def crewai_suite(session: nox.Session) -> None:
     """CrewAI's own test suite (from its sdist), plain and instrumented: fails on any test whose outcome differs.
-    Slow (about 15 minutes on 2 cores), so not in the default list; CI runs it. crewai_suite/README.md has the how."""
+    Slow (about 15 minutes on 2 cores), so not in the default list; CI runs it (README: CrewAI's own test suite)."""
     session.install("-e", ".[agentops]", f"crewai[a2a]=={CREWAI_SUITE_RELEASE}", *CREWAI_SUITE_TEST_DEPS, "pip")
     work = session.create_tmp()
     session.run(
