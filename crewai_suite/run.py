@@ -40,6 +40,7 @@ markers =
 """
 
 Outcomes = dict[str, list[str]]
+_ABSENT = ["absent", ""]  # a test one run has and the other lacks
 
 
 def extract_tests(sdist: Path, into: Path) -> Path:
@@ -72,7 +73,8 @@ def run_mode(mode: str, root: Path, targets: Sequence[str], args: argparse.Names
         "OTEL_CREW_STATE_DIR": str(out / "state"),  # otel-crew's open-roots journal, not in $HOME
         "OTEL_CREW_SUITE_SPANS": str(out / "spans"),
     }
-    print(f"crewai suite: {mode} run of {' '.join(targets)}", flush=True)
+    what = " ".join(targets) if len(targets) < 4 else f"{len(targets)} files"
+    print(f"crewai suite: {mode} run of {what}", flush=True)
     started = time.monotonic()
     finished = subprocess.run(command, cwd=root, env=env, check=False)  # pytest's progress, live
     print(f"crewai suite: {mode} run took {time.monotonic() - started:.0f} s", flush=True)
@@ -88,11 +90,10 @@ def run_mode(mode: str, root: Path, targets: Sequence[str], args: argparse.Names
 
 
 def differing(plain: Outcomes, instrumented: Outcomes) -> list[str]:
-    absent = ["absent", ""]
     return sorted(
         nodeid
         for nodeid in plain.keys() | instrumented.keys()
-        if plain.get(nodeid, absent)[0] != instrumented.get(nodeid, absent)[0]
+        if plain.get(nodeid, _ABSENT)[0] != instrumented.get(nodeid, _ABSENT)[0]
     )
 
 
@@ -126,9 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = len(first["plain"].keys() | first["instrumented"].keys())
     minutes = (time.monotonic() - started) / 60
     print(f"crewai suite: {total} tests, {total - len(still)} same, {len(still)} differ ({minutes:.1f} min)")
-    absent = ["absent", ""]
     for nodeid in still:
-        plain, instrumented = final["plain"].get(nodeid, absent), final["instrumented"].get(nodeid, absent)
+        plain, instrumented = final["plain"].get(nodeid, _ABSENT), final["instrumented"].get(nodeid, _ABSENT)
         print(f"  DIFFERS {nodeid}")
         print(f"    plain: {plain[0]} {plain[1]}\n    instrumented: {instrumented[0]} {instrumented[1]}")
     return 1 if still else 0
