@@ -23,7 +23,7 @@ import pytest
 import vcr.stubs.httpx_stubs as httpx_stubs
 from vcr.request import Request
 
-# What CrewAI's .env.test sets for its CI, trimmed to what the suite reads.
+# From what CrewAI's .env.test sets for its CI: the LLM providers' fake keys and endpoints, CrewAI's flags.
 _ENVIRONMENT = {
     "OPENAI_API_KEY": "fake-api-key",
     "ANTHROPIC_API_KEY": "fake-anthropic-key",
