@@ -10,6 +10,7 @@ import nox
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "tests"]  # no peer installs by default; `nox -s bench` writes BENCHMARKS.md
+# Not in the default list either (about 20 minutes on 2 cores): `nox -s crewai_suite`, run by .ci/run.
 
 CREWAI_LINES = {
     # The a2a extra: CrewAI's A2A agents, which read their own methods' __wrapped__ (tests/instrumentation).
@@ -51,3 +52,35 @@ def bench(session: nox.Session) -> None:
     session.env["CREWAI_STORAGE_DIR"] = f"{session.virtualenv.location}/crewai-storage"
     session.env["OTEL_CREW_STATE_DIR"] = session.create_tmp()  # the open-roots journal, as by default, but not in $HOME
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+# CrewAI's own suite comes from the sdist of the latest supported release.
+CREWAI_SUITE_RELEASE = "1.15.30"
+# a2a: A2A agents; file-processing (crewai-files) and anthropic: small, and without them whole
+# files of the suite do not import (the agent executor's among them). The other LLM providers'
+# tests fail the same way in both runs without their SDKs.
+CREWAI_SUITE_EXTRAS = "a2a,anthropic,file-processing"
+# What CrewAI's tests import or configure beyond crewai[a2a], pinned as CrewAI's workspace pins them.
+CREWAI_SUITE_TEST_DEPS = [
+    "pytest==9.0.3",
+    "pytest-asyncio==1.3.0",
+    "vcrpy==8.2.1",
+    "pytest-recording==0.13.4",
+    "pytest-timeout==2.4.0",
+    "pytest-xdist==3.8.0",
+]
+
+
+@nox.session
+def crewai_suite(session: nox.Session) -> None:
+    """CrewAI's own test suite (from its sdist), plain and instrumented: fails on any test whose outcome differs.
+    Slow (about 20 minutes on 2 cores), so not in the default list; CI runs it (README: CrewAI's own test suite)."""
+    crewai = f"crewai[{CREWAI_SUITE_EXTRAS}]=={CREWAI_SUITE_RELEASE}"
+    session.install("-e", ".[agentops]", crewai, *CREWAI_SUITE_TEST_DEPS, "pip")  # pip: for its `download`
+    work = session.create_tmp()
+    session.run(
+        "python", "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+        f"crewai=={CREWAI_SUITE_RELEASE}", "-d", work,
+    )  # fmt: skip
+    sdist = f"{work}/crewai-{CREWAI_SUITE_RELEASE}.tar.gz"
+    session.run("python", "crewai_suite/run.py", "--sdist", sdist, *session.posargs)

@@ -4,7 +4,8 @@ CrewAI before 1.11 runs ``async_execution`` tasks and agent timeouts in new
 threads without copying ``contextvars``, so spans started there would lose
 their parent. The thread's starter *leaves* its context under a key (the task
 object); the first call inside the new thread *takes* it and runs attached to
-it. Where CrewAI copies the context itself, taking it again changes nothing.
+it. From CrewAI 1.11 on, CrewAI copies the context itself and these wrappers
+are not installed (``instrumentor.CARRY_OVER_BEFORE``).
 
 ``ContextHandoff`` is the mailbox; ``CarryOverWrappers`` are the wrappers
 around the methods that start such a thread and that run inside it.

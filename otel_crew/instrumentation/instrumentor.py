@@ -20,6 +20,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.sdk.trace import SpanProcessor
+from packaging.version import Version
 
 from otel_crew.agentops_sessions.end_states import PAUSED_END_STATE
 from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
@@ -30,7 +31,7 @@ from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHando
 from otel_crew.instrumentation.crash_recovery import recover_dead_roots_into
 from otel_crew.instrumentation.crew import CrewWrappers
 from otel_crew.instrumentation.flow import FlowWrappers, flow_class_module
-from otel_crew.instrumentation.patches import Patch, PatchError, Row, apply, report_missing
+from otel_crew.instrumentation.patches import Patch, PatchError, Row, apply, installed_crewai, report_missing
 from otel_crew.instrumentation.provider_order import AwaitedProvider, install_first, uninstall
 from otel_crew.instrumentation.tool import ToolWrappers
 from otel_crew.roots import workflow as workflow_module
@@ -78,10 +79,17 @@ _ADDED_IN = {
     "Flow.resume_async": "1.0",
 }
 
+CARRY_OVER_BEFORE = Version("1.11")
+"""From this CrewAI line on, CrewAI copies ``contextvars`` into the threads it
+starts, so the carry-over rows stay out of the table: nothing to carry, and
+CrewAI's own tests read those methods' source, which must be CrewAI's."""
+
 
 def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[Row]:
-    """(module, class, method, wrapper) for every method we observe. A method
-    a CrewAI version lacks is skipped, and named (patches.report_missing)."""
+    """(module, class, method, wrapper) for every method we observe, with the
+    context carry-over rows only where CrewAI does not carry the context itself
+    (before ``CARRY_OVER_BEFORE``). A method a CrewAI version lacks is skipped,
+    and named (patches.report_missing)."""
     handoff = ContextHandoff()
     crews = CrewWrappers(tracer, capture_content, handoff)
     agents = AgentWrappers(tracer, capture_content)
@@ -91,6 +99,15 @@ def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[Row]:
     flow = flow_class_module()
     entry = crews.kickoff_entry
     task_at_1 = (1, "task")
+    installed = installed_crewai()
+    carry_over: list[Row] = []
+    if installed is None or installed < CARRY_OVER_BEFORE:
+        carry_over = [
+            ("crewai", "Agent", "_execute_with_timeout", carry.leave_context(task_at_1)),
+            ("crewai", "Agent", "_execute_without_timeout", carry.take_context(task_at_1)),
+            ("crewai", "Task", "execute_async", carry.leave_context(None)),
+            ("crewai", "Task", "_execute_task_async", carry.take_context(None)),
+        ]
     return [
         ("crewai", "Crew", "kickoff", crews.kickoff),
         ("crewai", "Crew", "akickoff", crews.akickoff),
@@ -102,10 +119,7 @@ def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[Row]:
         ("crewai", "Agent", "aexecute_task", agents.aexecute_task),
         ("crewai", "Agent", "kickoff", agents.kickoff),
         ("crewai", "Agent", "kickoff_async", agents.kickoff_async),
-        ("crewai", "Agent", "_execute_with_timeout", carry.leave_context(task_at_1)),
-        ("crewai", "Agent", "_execute_without_timeout", carry.take_context(task_at_1)),
-        ("crewai", "Task", "execute_async", carry.leave_context(None)),
-        ("crewai", "Task", "_execute_task_async", carry.take_context(None)),
+        *carry_over,
         ("crewai.tools.base_tool", "BaseTool", "run", tools.run_tool),
         ("crewai.tools.base_tool", "BaseTool", "arun", tools.arun_tool),
         ("crewai.tools.base_tool", "Tool", "run", tools.run_tool),

@@ -32,7 +32,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["Patch", "PatchError", "Row", "Wrapper", "apply", "report_missing", "stand_in"]
+__all__ = ["Patch", "PatchError", "Row", "Wrapper", "apply", "installed_crewai", "report_missing", "stand_in"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -148,7 +148,8 @@ def apply(rows: Sequence[Row], patches: list[Patch]) -> list[str]:
     return missing
 
 
-def _installed_crewai() -> Version | None:
+def installed_crewai() -> Version | None:
+    """The installed CrewAI's version; None when it is not installed or its version does not parse."""
     try:
         return Version(version("crewai"))
     except (PackageNotFoundError, InvalidVersion):
@@ -158,7 +159,7 @@ def _installed_crewai() -> Version | None:
 def report_missing(missing: Sequence[str], added_in: Mapping[str, str]) -> None:
     """One INFO line for methods newer than the installed CrewAI (``added_in``:
     name -> the first CrewAI line known to have it), one WARNING for the rest."""
-    installed = _installed_crewai()
+    installed = installed_crewai()
     by_design = [
         name for name in missing if installed is not None and name in added_in and installed < Version(added_in[name])
     ]

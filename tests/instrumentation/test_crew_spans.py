@@ -84,6 +84,18 @@ def test_async_execution_task_keeps_its_parent(instrumented: Spans) -> None:
     assert_one_trace(instrumented)
 
 
+def test_agents_under_a_time_limit_keep_their_parent(instrumented: Spans) -> None:
+    """A time limit runs the agent's work in a thread CrewAI starts (since 0.130): before
+    1.11 otel-crew carries the context there, from 1.11 CrewAI does."""
+    crew = research_crew()
+    for agent in crew.agents:
+        agent.max_execution_time = 120
+    with workflow("p"):
+        crew.kickoff(inputs={"topic": "otel"})
+    assert instrumented.tree(instrumented.one("p")) == [(0, "p"), *[(d + 1, n) for d, n in RESEARCH_TREE]]
+    assert_one_trace(instrumented)
+
+
 def test_hierarchical_crew_nests_the_delegated_work(instrumented: Spans) -> None:
     with workflow("p"):
         hierarchical_crew().kickoff(inputs={"topic": "otel"})

@@ -28,10 +28,19 @@ OBSERVED = [
     (Crew, "kickoff_for_each"),
     (Crew, "kickoff_async"),
     (Agent, "execute_task"),
-    (Task, "execute_async"),
     (BaseTool, "run"),
     (CrewStructuredTool, "invoke"),
 ]
+# The context carry-over rows, only where CrewAI does not carry the context itself.
+CARRY_OVER = [
+    (Agent, "_execute_with_timeout"),
+    (Agent, "_execute_without_timeout"),
+    (Task, "execute_async"),
+    (Task, "_execute_task_async"),
+]
+CARRIES = CREWAI is not None and CREWAI < (1, 11)  # instrumentor.CARRY_OVER_BEFORE
+if CARRIES:
+    OBSERVED.append((Task, "execute_async"))
 
 
 def test_uninstrument_puts_back_every_original_exactly(spans: Spans) -> None:
@@ -145,16 +154,23 @@ def missing_method_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, st
 def test_a_method_the_installed_crewai_lacks_is_named_in_one_warning(
     spans: Spans, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    monkeypatch.delattr(Crew, "kickoff_for_each")
     monkeypatch.delattr(Crew, "kickoff_for_each_async")
-    monkeypatch.delattr(Task, "execute_async")
     with caplog.at_level(logging.INFO), instrumenting(spans):
         research_crew().kickoff(inputs={"topic": "x"})
     warnings = [message for level, message in missing_method_lines(caplog) if level == logging.WARNING]
     assert warnings == [
-        f"otel-crew: CrewAI {version('crewai')} has no Crew.kickoff_for_each_async, Task.execute_async, which "
+        f"otel-crew: CrewAI {version('crewai')} has no Crew.kickoff_for_each, Crew.kickoff_for_each_async, which "
         "otel-crew wraps; calls through them will not be traced"
     ]
     assert len(spans.named("invoke_workflow research")) == 1
+
+
+@pytest.mark.skipif(CREWAI is None or CARRIES, reason="CrewAI before 1.11 starts its threads without the context")
+def test_where_crewai_carries_the_context_its_thread_methods_stay_its_own(spans: Spans) -> None:
+    before = {(owner, name): vars(owner)[name] for owner, name in CARRY_OVER}
+    with instrumenting(spans):
+        assert {(owner, name): vars(owner)[name] for owner, name in CARRY_OVER} == before  # CrewAI's own source
 
 
 @pytest.mark.skipif(CREWAI is None or CREWAI < (1,), reason="every row of the table exists on CrewAI 1.x")
