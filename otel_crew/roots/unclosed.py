@@ -366,13 +366,14 @@ class UnclosedRootProcessor(SpanProcessor):
 
     def _take_due(self, now: float) -> list[_Root]:
         """Under the lock: pop the records whose deadline has truly passed."""
-        while self._fresh:  # new roots at their first deadline get a real one
-            record = next(iter(self._fresh.values()))
-            if record.started + self._first_limit > now:
-                break
-            del self._fresh[record.key]
-            self._schedule(record)
         due = []
+        for record in self._fresh_at_first_deadline(now):
+            del self._fresh[record.key]
+            deadline = self._deadline_of(record)
+            if deadline is not None and deadline <= now:
+                due.append(record)
+            else:
+                self._schedule(record)  # activity moved the idle deadline on
         while self._deadlines and self._deadlines[0][0] <= now:
             _, sequence, record = heapq.heappop(self._deadlines)
             if record.heap_entry != sequence:
@@ -385,6 +386,17 @@ class UnclosedRootProcessor(SpanProcessor):
             elif deadline is not None:
                 due.append(record)
         return due
+
+    def _fresh_at_first_deadline(self, now: float) -> list[_Root]:
+        """Under the lock: the new roots whose first deadline has passed, the
+        oldest first, in one pass (taking them one at a time from the front
+        would skip the slots of every root ended before them, each time)."""
+        reached = []
+        for record in self._fresh.values():
+            if record.started + self._first_limit > now:
+                break
+            reached.append(record)
+        return reached
 
     def poll(self) -> int:
         """Flag (or force-end) every root whose deadline has passed; return how
