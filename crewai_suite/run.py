@@ -27,9 +27,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MODES = ("plain", "instrumented")
 
-# Tests left out of both runs, each with its reason. Keep this short.
-DESELECTED: dict[str, str] = {}
-
 _PYTEST_INI = """\
 [pytest]
 asyncio_mode = strict
@@ -63,7 +60,6 @@ def run_mode(mode: str, root: Path, targets: Sequence[str], args: argparse.Names
         "-p", "no:cacheprovider", "-q", "--no-header", "-rN", "--tb=no", "--durations=15",
         "--continue-on-collection-errors", "--block-network", f"--timeout={args.timeout}",
         *(["-n", str(args.jobs), "--dist=loadfile", "--max-worker-restart=4"] if args.jobs > 1 else []),
-        *(f"--deselect={nodeid}" for nodeid in DESELECTED),
         *(["-p", "suite_instrumented"] if mode == "instrumented" else []),
         *extra,
     ]  # fmt: skip
@@ -110,8 +106,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = extract_tests(args.sdist, work)
     targets = [arg for arg in extra if arg.startswith("tests")] or ["tests"]
     options = [arg for arg in extra if not arg.startswith("tests")]
-    for nodeid, reason in DESELECTED.items():
-        print(f"crewai suite: deselected {nodeid}: {reason}")
 
     first = {mode: run_mode(mode, root, targets, args, options) for mode in MODES}
     suspects = differing(first["plain"], first["instrumented"])

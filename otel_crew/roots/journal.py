@@ -10,10 +10,9 @@ one belongs to it, and the process that owns it (pid, start time, host).
 
 It is SQLite in WAL mode (standard library only), one file per state
 directory: ``OTEL_CREW_STATE_DIR``, default the platform's user state
-directory; ``off`` or ``:memory:`` switch it off. A row is inserted when a
-root starts, updated by the unclosed-root watcher at most every few seconds
-for activity (and once when a session opens), and deleted when the root ends:
-never per child span. The owning process writes behind: a root's start,
+directory; ``off`` or ``:memory:`` switch it off. A row holds one open
+root: inserted for its start, updated for its session and its last activity,
+deleted at its end; never written per child span. The owning process writes behind: a root's start,
 its session and its end are queued in memory (a dict update, no I/O on the
 span's thread) and written in one transaction by ``write_pending``, which the
 unclosed-root watcher calls every second or so while there is something to

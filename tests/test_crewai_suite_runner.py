@@ -1,0 +1,31 @@
+"""The crewai_suite runner's verdict: a test whose outcome differs between the plain and the instrumented run
+(or that only one run has) is a difference; a test that fails in both is not."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+# The runner is a script beside its plugins, not a package: loaded from its file.
+_SPEC = importlib.util.spec_from_file_location("crewai_suite_run", Path(__file__).parent.parent / "crewai_suite/run.py")
+assert _SPEC is not None and _SPEC.loader is not None
+runner = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(runner)
+
+
+def test_only_outcomes_that_differ_between_the_runs_count() -> None:
+    plain = {
+        "t.py::same_pass": ["passed", ""],
+        "t.py::fails_in_both": ["failed", "ImportError"],
+        "t.py::broken_by_us": ["passed", ""],
+        "t.py::only_plain": ["passed", ""],
+    }
+    instrumented = {
+        "t.py::same_pass": ["passed", ""],
+        "t.py::fails_in_both": ["failed", "ImportError: another message"],
+        "t.py::broken_by_us": ["failed", "AssertionError"],
+        "t.py::only_instrumented": ["skipped", ""],
+    }
+    expected = ["t.py::broken_by_us", "t.py::only_instrumented", "t.py::only_plain"]
+    assert runner.differing(plain, instrumented) == expected
+    assert runner.differing(plain, plain) == []
