@@ -1,5 +1,4 @@
-"""(b) The processors' cost per root and per child span against one SDK span, and roots per second from 1 to
-8 threads; (c) open roots at scale: memory per root and the time to flag them all."""
+"""(b) Processor cost per root and child span, roots per second on 1-8 threads; (c) 100,000 open roots."""
 
 import functools
 import itertools
@@ -10,50 +9,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
-from benchmarks.common import Table, interleave, noop_provider, paired, timed
+from benchmarks import Progress, Table, interleave, noop_provider, paired, timed
 from otel_crew import AgentOpsSessionProcessor, UnclosedRootProcessor
 
 TARGETS = {"root": 0.3, "child": 0.15}  # both processors together, as a share of one SDK span (issue 15)
-NONE, BOTH = "none (one SDK span)", "both"
+NONE, BOTH, THREADS = "none (one SDK span)", "both", (1, 2, 4, 8)
 
 
-def _providers() -> dict[str, TracerProvider]:
-    processors: dict[str, list[SpanProcessor]] = {NONE: [], "UnclosedRootProcessor": [UnclosedRootProcessor()]}
-    processors["UnclosedRootProcessor, no journal"] = [UnclosedRootProcessor(journal=False)]
-    processors |= {"AgentOpsSessionProcessor": [AgentOpsSessionProcessor()]}
-    processors[BOTH] = [UnclosedRootProcessor(), AgentOpsSessionProcessor()]
-    return {name: noop_provider(*chosen)[0] for name, chosen in processors.items()}
+def _spans(tracer: trace.Tracer, parent: trace.Span | None, calls: int) -> float:  # parent None: a root
+    context = None if parent is None else trace.set_span_in_context(parent)
+    return timed(lambda: tracer.start_span("span", context).end(), calls)
 
 
-def _span(tracer: trace.Tracer, context: Context | None) -> None:
-    tracer.start_span("span", context).end()
-
-
-def span_costs(rounds: int, calls: int, progress: Callable[[str], None]) -> Table:
-    runs: dict[Any, Callable[[], Any]] = {}
-    for name, provider in (providers := _providers()).items():
-        tracer = provider.get_tracer("bench")
-        under_root = trace.set_span_in_context(tracer.start_span("open root"))
-        runs[name, "root"] = functools.partial(timed, functools.partial(_span, tracer, None), calls)
-        runs[name, "child"] = functools.partial(timed, functools.partial(_span, tracer, under_root), calls)
-    seconds = interleave(runs, rounds, lambda step: progress(f"processor cost per span: {step}"))
-    rows: list[list[object]] = []
-    for (name, kind), times in sorted(seconds.items(), key=lambda item: item[0][1] != "root"):
-        sdk, target = seconds[NONE, kind], f"at most {TARGETS[kind]}" if name == BOTH else "-"
-        added = paired(times, sdk)[0]
-        rows.append([kind, name, statistics.median(times) * 1e6, added * 1e6, added / statistics.median(sdk), target])
-    for provider in providers.values():
-        provider.shutdown()
-    header = ["span", "processors", "span (µs)", "added (µs)", "added / SDK span", "target"]
-    return "(b) Processor cost per span", header, rows
-
-
-def _roots_per_second(provider: TracerProvider, threads: int, roots: int) -> float:
-    tracer = provider.get_tracer("threads")
-
+def _roots_per_second(tracer: trace.Tracer, threads: int, roots: int) -> float:
     def requests(_: int) -> None:
         for _ in range(roots // threads):
             with tracer.start_as_current_span("request"):  # a root, with three children
@@ -64,25 +33,38 @@ def _roots_per_second(provider: TracerProvider, threads: int, roots: int) -> flo
         return roots / timed(lambda: list(pool.map(requests, range(threads))))
 
 
-def threads(rounds: int, roots: int, progress: Callable[[str], None]) -> Table:
-    providers, counts = _providers(), (1, 2, 4, 8)
-    runs: dict[Any, Callable[[], Any]] = {}
-    for n, name in itertools.product(counts, (NONE, BOTH)):
-        runs[n, name] = functools.partial(_roots_per_second, providers[name], n, roots)
-    rates = interleave(runs, rounds, lambda step: progress(f"roots per second from 1 to 8 threads: {step}"))
+def span_costs(rounds: int, calls: int, roots: int, progress: Progress) -> list[Table]:
+    providers = {
+        NONE: noop_provider()[0],
+        BOTH: noop_provider(UnclosedRootProcessor(), AgentOpsSessionProcessor())[0],
+        "both, no journal": noop_provider(UnclosedRootProcessor(journal=False), AgentOpsSessionProcessor())[0],
+    }
+    runs = dict[Any, Callable[[], float]]()
+    for name, provider in providers.items():
+        tracer = provider.get_tracer("bench")
+        runs[name, "root"] = functools.partial(_spans, tracer, None, calls)
+        runs[name, "child"] = functools.partial(_spans, tracer, tracer.start_span("open root"), calls)
+        if name in (NONE, BOTH):
+            runs |= {(name, n): functools.partial(_roots_per_second, tracer, n, roots) for n in THREADS}
+    results = interleave(runs, rounds, lambda step: progress(f"processor cost per span, roots per second: {step}"))
     for provider in providers.values():
         provider.shutdown()
-    rows: list[list[object]] = []
-    for n in counts:
-        without, with_both = rates[n, NONE], rates[n, BOTH]
-        rows.append([n, statistics.median(without), statistics.median(with_both), paired(with_both, without)[1]])
-    header = ["threads", "roots/s, no processors", "roots/s, both processors", "with / without"]
-    return "(b) Roots per second (a root span and 3 children)", header, rows
+    costs: list[list[object]] = []
+    for kind, name in itertools.product(TARGETS, providers):
+        times, sdk = results[name, kind], results[NONE, kind]
+        added, target = paired(times, sdk)[0], TARGETS[kind] if name == BOTH else "-"
+        costs.append([kind, name, statistics.median(times) * 1e6, added * 1e6, added / statistics.median(sdk), target])
+    rates = [[n, statistics.median(results[BOTH, n]), paired(results[BOTH, n], results[NONE, n])[1]] for n in THREADS]
+    cost_header = ["span", "processors", "span (µs)", "added (µs)", "added / SDK span", "target: at most"]
+    rate_header = ["threads", "roots/s, both processors", "with / without"]
+    return [
+        ("(b) Processor cost per span", cost_header, costs),
+        ("(b) Roots per second (a root span and 3 children)", rate_header, rates),
+    ]
 
 
-def open_roots(count: int, progress: Callable[[str], None]) -> Table:
-    """Memory per open root in both processors, the journal written; then the time from every root being due
-    (on a clock the benchmark drives) until they are all flagged: one poll."""
+def open_roots(count: int, progress: Progress) -> Table:
+    """Memory per open root in both processors, the journal written; then one poll flags them all, due at once."""
     progress(f"{count:,} open roots")
     now, flagged = [0.0], list[object]()
     watcher = UnclosedRootProcessor(60, None, on_unclosed=flagged.append, max_tracked_roots=count, clock=lambda: now[0])
@@ -97,9 +79,7 @@ def open_roots(count: int, progress: Callable[[str], None]) -> Table:
     now[0] = 61.0
     to_flag = timed(watcher.poll)
     assert len(flagged) == count, f"{len(flagged)} of {count} roots flagged"
-    for span, processor in itertools.product(spans, processors):
-        processor.on_end(span)
     for processor in processors:
-        processor.shutdown()
+        processor.shutdown()  # ends the roots
     header = ["open roots", "memory per root, both processors (bytes)", "time to flag all (s)"]
     return "(c) Open roots at scale", header, [[count, per_root, to_flag]]
