@@ -88,6 +88,7 @@ class _Session:
     key: int  # the root's span_key
     opens_session: bool
     trace_context: Any = None  # AgentOps' TraceContext, once opened
+    opening: bool = False  # set (under the lock) before an opener looks for the root among the open ones
 
 
 def _is_kickoff(span: ReadableSpan) -> bool:
@@ -301,28 +302,30 @@ class AgentOpsSessionProcessor(SpanProcessor):
             bare_kickoff = _is_kickoff(span)
             key = span_key(span)
             root_session = _Session(root=span, key=key, opens_session=self._auto_end or not bare_kickoff)
-            self._index.add_root(key, root_session)
+            self._index[key] = root_session
             self._open[key] = root_session
             if bare_kickoff:
                 self._open_session(root_session)
             return
-        session = self._index.add_child(span, parent)
+        session = self._index.add_child(span, parent)  # type: ignore[arg-type]  # a child's parent is not None
         if session is not None and session.trace_context is None and _is_kickoff(span):
             self._open_session(session)
 
     def on_end(self, span: ReadableSpan) -> None:
-        key = span_key(span)
-        session = self._index.remove(key)
+        key = span.context.span_id  # span_key(span), one call fewer
+        session = self._index.pop(key, None)
         if session is None or session.key != key:
             return
-        # Read outside the lock (it may call the user's end_reason), and only for a
-        # root with a session: most roots (a web request, say) have none.
+        # Whoever pops the session ends it: this root's end or shutdown, once.
+        if self._open.pop(key, None) is None or not session.opening:
+            # Most roots (a web request, say) have no session, and need no lock: no
+            # opener was at work before the pop, and one that comes now finds the root gone.
+            return
+        # Read outside the lock (it may call the user's end_reason), and only for a root with a session.
         outcome = None if session.trace_context is None else self._outcome_of(span)
-        with self._lock:
-            # Whoever pops the session ends it: this root's end or shutdown, once.
-            if self._open.pop(key, None) is None or session.trace_context is None:
-                return
-            self._submit(session, *(outcome or self._outcome_of(span)))  # opened meanwhile: read it now
+        with self._lock:  # an opener may still be at work: it finishes first
+            if session.trace_context is not None:
+                self._submit(session, *(outcome or self._outcome_of(span)))  # opened meanwhile: read it now
 
     # -- opening and ending -------------------------------------------------------
 
@@ -330,6 +333,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
         if not session.opens_session:
             return
         with self._lock:
+            session.opening = True  # before the look-up: see on_end
             if session.trace_context is not None or self._closing or session.key not in self._open:
                 return
             try:
@@ -385,7 +389,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
 
     def _inside_root(self) -> bool:
         span = trace.get_current_span()
-        return self._index.get(span.get_span_context()) is not None
+        return span.get_span_context().span_id in self._index
 
     def _suppressed_call(self, what: str) -> None:
         self._suppressed.add(1, {"call": what})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
@@ -31,8 +31,9 @@ _starting_root: ContextVar[bool] = ContextVar("otel_crew_starting_root", default
 def starts_root(parent: SpanContext | None) -> bool:
     """Whether a span with this parent is a root, inside ``SpanProcessor.on_start``:
     the hot path, so the caller reads ``span.parent`` once for both this and
-    ``RootIndex.add_child``."""
-    return parent is None or parent.is_remote or not parent.is_valid or _starting_root.get()
+    ``RootIndex.add_child``. (An SDK span never has an invalid parent: the SDK
+    starts a span whose parent context is invalid with none.)"""
+    return parent is None or parent.is_remote or _starting_root.get()
 
 
 def is_root(span: ReadableSpan) -> bool:
@@ -54,60 +55,39 @@ def start_root_span(tracer: Tracer, name: str, context: Context, attributes: Map
 
 def span_key(span: ReadableSpan) -> int:
     """A key that names one open span: its span id (64 random bits; two open
-    spans sharing one is as likely as guessing a 64-bit key)."""
-    context = span.context
-    assert context is not None  # SDK spans always have one
-    span_id: int = context.span_id
+    spans sharing one is as likely as guessing a 64-bit key). The processors'
+    ``on_end`` reads ``span.context.span_id`` itself: a call saved per span."""
+    span_id: int = span.context.span_id
     return span_id
 
 
 RecordT = TypeVar("RecordT")
 
 
-class RootIndex(Generic[RecordT]):
-    """Open spans mapped to the record of their root, for O(1) look-ups.
+class RootIndex(dict[int, RecordT]):
+    """Open spans, by ``span_key``, mapped to the record of their root, for
+    O(1) look-ups: a dict, so that the hot path calls no method of ours but
+    ``add_child`` (``index[key] = record`` maps a root to its own record,
+    ``index.pop(key, None)`` forgets a span).
 
     A span whose parent is unknown here (it ended already, or lives in another
     process) is mapped to nothing. Dict operations are atomic under the GIL, so
     the index needs no lock of its own.
     """
 
-    def __init__(self) -> None:
-        self._record_of: dict[int, RecordT] = {}
-
-    def add_root(self, key: int, record: RecordT) -> None:
-        """Map the root with this ``span_key`` to its own record."""
-        self._record_of[key] = record
-
-    def add_child(self, span: ReadableSpan, parent: SpanContext | None) -> RecordT | None:
-        """Map ``span`` to its parent's (``span.parent``) root record and return that record."""
-        if parent is None:
-            return None
-        record = self._record_of.get(parent.span_id)
+    def add_child(self, span: ReadableSpan, parent: SpanContext) -> RecordT | None:
+        """Map ``span`` to the record of the root of its (local) ``parent``, ``span.parent``; return that record."""
+        record = self.get(parent.span_id)
         if record is not None:
-            self._record_of[span_key(span)] = record
+            self[span.context.span_id] = record
         return record
-
-    def get(self, context: SpanContext) -> RecordT | None:
-        """The record of the open span with this context (the current span, say)."""
-        return self._record_of.get(context.span_id)
 
     def count_children(self, records: Iterable[RecordT]) -> dict[int, int]:
         """id(record) -> how many open spans other than the root itself map to it,
         for ``records``: one pass over the index, for the rare moments that need it."""
         wanted = {id(record) for record in records}
         counts = dict.fromkeys(wanted, -1)  # the root maps to its own record
-        for record in list(self._record_of.values()):
+        for record in list(self.values()):
             if id(record) in wanted:
                 counts[id(record)] += 1
         return counts
-
-    def remove(self, key: int) -> RecordT | None:
-        """Forget the span with this ``span_key`` and return its root record."""
-        return self._record_of.pop(key, None)
-
-    def clear(self) -> None:
-        self._record_of.clear()
-
-    def __len__(self) -> int:
-        return len(self._record_of)

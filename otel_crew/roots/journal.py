@@ -12,12 +12,13 @@ It is SQLite in WAL mode (standard library only), one file per state
 directory: ``OTEL_CREW_STATE_DIR``, default the platform's user state
 directory; ``off`` or ``:memory:`` switch it off. A row holds one open
 root: inserted for its start, updated for its session and its last activity,
-deleted at its end; never written per child span. The owning process writes behind: a root's start,
-its session and its end are queued in memory (a dict update, no I/O on the
-span's thread) and written in one transaction by ``write_pending``, which the
-unclosed-root watcher calls every second or so while there is something to
-write, and ``force_flush`` and shutdown call at once; a root that ends before that is
-never written at all. A journal that cannot be used (corrupt, locked, not
+deleted at its end; never written per child span. The owning process writes
+behind: the unclosed-root processor keeps the roots it has not written and
+the written ones that ended (nothing else happens on the span's thread), and
+hands them to ``write_pending``, with the sessions queued here, in one
+transaction every second or so while there is something to write, and at
+once at ``force_flush`` and shutdown; a root that ends before that is never
+written at all. A journal that cannot be used (corrupt, locked, not
 writable) gives one warning and is left alone from then on; the pipeline
 never notices.
 
@@ -288,13 +289,10 @@ class RootJournal:
         self._forget_pending()
 
     def _forget_pending(self) -> None:
-        """No queued writes (at construction, and in a forked child: the parent's roots are the parent's)."""
+        """No sessions queued (at construction, and in a forked child: the parent's roots are the parent's)."""
         self._pending_lock = threading.Lock()
-        self._starts: dict[_Key, ReadableSpan] = {}  # roots not written yet
-        self._start_sessions: dict[_Key, ReadableSpan] = {}  # their sessions
-        self._sessions: dict[_Key, ReadableSpan] = {}  # sessions of roots written
-        self._ends: set[_Key] = set()
-        self._written: set[_Key] = set()  # rows of open roots this process wrote
+        # Sessions noted since the last write, each with whether it already found no row once.
+        self._sessions: dict[_Key, tuple[ReadableSpan, bool]] = {}
 
     @property
     def usable(self) -> bool:
@@ -340,55 +338,54 @@ class RootJournal:
 
     # -- written by the owning process, behind ---------------------------------------
 
-    def root_started(self, span: ReadableSpan) -> None:
-        """Queue the root's row (no I/O): ``write_pending`` writes it."""
-        assert span.context is not None  # SDK spans always have one
-        key = _key(span.context)
-        with self._pending_lock:
-            self._starts[key] = span
-
-    def root_ended(self, context: SpanContext) -> None:
-        """Forget a root never written; queue the deletion of one written."""
-        key = _key(context)
-        with self._pending_lock:
-            self._start_sessions.pop(key, None)
-            if self._starts.pop(key, None) is None and key in self._written:
-                self._written.discard(key)
-                self._sessions.pop(key, None)
-                self._ends.add(key)
-
     def session_opened(self, root: SpanContext, session: ReadableSpan) -> None:
-        """Queue the session span of an open root of this journal (others: nothing)."""
-        key = _key(root)
+        """Queue the session span of an open root (no I/O): the next write puts it in the root's row."""
         with self._pending_lock:
-            if key in self._starts:
-                self._start_sessions[key] = session
-            elif key in self._written:
-                self._sessions[key] = session
+            self._sessions[_key(root)] = (session, False)
 
     def has_pending(self) -> bool:
-        return bool(self._starts or self._sessions or self._ends)
+        return bool(self._sessions)
 
-    def write_pending(self) -> int:
-        """Write what is queued in one transaction; return how many rows it touched."""
+    def write_pending(self, starts: Sequence[ReadableSpan], ends: Sequence[SpanContext]) -> int:
+        """In one transaction: insert the rows of ``starts`` (open roots not written yet), delete those of
+        ``ends`` (roots written before that have ended) and put the sessions queued since the last write in
+        their rows. A session whose row is not there yet (its root's start is in the next write) waits for
+        one more write; one whose root never gets a row (it ended first, or is not journaled) is then
+        dropped. Return how many rows were touched."""
         with self._pending_lock:
-            starts, start_sessions, sessions, ends = self._starts, self._start_sessions, self._sessions, self._ends
-            self._starts, self._start_sessions, self._sessions, self._ends = {}, {}, {}, set()
-            self._written.update(starts)  # an end from now on deletes the row
-        if not (starts or sessions or ends):
+            sessions, self._sessions = self._sessions, {}
+        deletes = [_key(context) for context in ends]
+        for key in deletes:
+            sessions.pop(key, None)
+        inserts = []
+        for span in starts:
+            assert span.context is not None  # SDK spans always have one
+            key = _key(span.context)
+            session = sessions.pop(key, None)
+            row = _start_row(key, span, None if session is None else session[0])
+            if row is not None:
+                inserts.append(row)
+        updates = [(key, _snapshot_json(session), retried) for key, (session, retried) in sessions.items()]
+        if not (inserts or updates or deletes):
             return 0
-        inserts = [row for key, span in starts.items() if (row := _start_row(key, span, start_sessions.get(key)))]
-        updates = [(_snapshot_json(session), *_hex(key)) for key, session in sessions.items()]
-        deletes = [_hex(key) for key in ends]
 
-        def write(db: sqlite3.Connection) -> None:
+        def write(db: sqlite3.Connection) -> list[tuple[_Key, bool]]:
             with _transaction(db, "BEGIN"):
                 db.executemany(_INSERT, inserts)
-                db.executemany("UPDATE open_roots SET session = ?" + _BY_KEY, updates)
-                db.executemany("DELETE FROM open_roots" + _BY_KEY, deletes)
+                missed = [
+                    (key, retried)
+                    for key, snapshot, retried in updates
+                    if db.execute("UPDATE open_roots SET session = ?" + _BY_KEY, (snapshot, *_hex(key))).rowcount == 0
+                ]
+                db.executemany("DELETE FROM open_roots" + _BY_KEY, [_hex(key) for key in deletes])
+            return missed
 
-        self._run(write, None)
-        return len(inserts) + len(updates) + len(deletes)
+        missed: list[tuple[_Key, bool]] = self._run(write, [])
+        with self._pending_lock:
+            for key, retried in missed:
+                if not retried:
+                    self._sessions.setdefault(key, (sessions[key][0], True))
+        return len(inserts) + len(updates) - len(missed) + len(deletes)
 
     def _execute(self, statement: str, parameters: Sequence[object]) -> None:
         self._run(lambda db: db.execute(statement, parameters), None)

@@ -116,7 +116,7 @@ class _Root:
         self.force_ending = False
         self.heap_entry: int | None = None  # sequence number of its live heap entry
         self.outer = outer  # the root this one nests in (a workflow under a request span)
-        self.journaled: float | None = None  # the last_activity the journal has; None: not journaled
+        self.journaled: float | None = None  # the last_activity its journal row has; None: no row (yet)
 
     def epoch_ns(self, at: float) -> int:
         """A time of the processor's clock as epoch ns: the span's own start plus the clock's advance."""
@@ -224,6 +224,7 @@ class UnclosedRootProcessor(SpanProcessor):
         only its own roots and starts its own worker when it needs one)."""
         self._lock = threading.Lock()
         self._polling = threading.Lock()
+        self._journal_writing = threading.Lock()  # one write at a time: a root's delete never overtakes its insert
         self._wakeup = threading.Condition(self._lock)
         self._roots: dict[int, _Root] = {}
         self._fresh: dict[int, _Root] = {}  # roots before their first deadline, in the order they started
@@ -238,6 +239,9 @@ class UnclosedRootProcessor(SpanProcessor):
         self._wake_at = math.inf
         self._journal_timed = False
         self._next_journal_write = time.monotonic() + JOURNAL_INTERVAL  # real time, whatever the clock
+        # What the journal's next write takes (under the lock): roots not written yet, and written ones that ended.
+        self._unwritten: dict[int, _Root] = {}
+        self._written_ended: list[SpanContext] = []
 
     # -- the hot path ---------------------------------------------------------
 
@@ -246,25 +250,30 @@ class UnclosedRootProcessor(SpanProcessor):
         if starts_root(parent):
             self._start_root(span, parent, self._clock())
             return
-        record = self._index.add_child(span, parent)
+        record = self._index.add_child(span, parent)  # type: ignore[arg-type]  # a child's parent is not None
         if record is not None:
-            self._touch(record, self._clock())
+            record.last_activity = now = self._clock()
+            if record.outer is not None:
+                self._touch(record.outer, now)
 
     def on_end(self, span: ReadableSpan) -> None:
-        key = span_key(span)
-        record = self._index.remove(key)
+        key = span.context.span_id  # span_key(span), one call fewer
+        record = self._index.pop(key, None)
         if record is None:
             return
         if record.key == key:  # on_end gets a snapshot, not the span itself
             self._end_root(record)
             return
-        self._touch(record, self._clock())
+        record.last_activity = now = self._clock()
+        if record.outer is not None:
+            self._touch(record.outer, now)
 
     @staticmethod
     def _touch(record: _Root | None, now: float) -> None:
-        """No lock: a float store is atomic, and the latest writer is as good
-        as any (the deadline is only recomputed when it comes due). A workflow
-        nested under a request span keeps that root alive too."""
+        """The activity of a child span reaches every root it is nested in (a
+        workflow under a request span keeps that root alive too). No lock: a
+        float store is atomic, and the latest writer is as good as any (the
+        deadline is only recomputed when it comes due)."""
         while record is not None:
             record.last_activity = now
             record = record.outer
@@ -272,7 +281,7 @@ class UnclosedRootProcessor(SpanProcessor):
     def _start_root(self, span: Span, parent: SpanContext | None, now: float) -> None:
         outer = self._index.add_child(span, parent) if parent is not None and not parent.is_remote else None
         record = _Root(span, now, outer)
-        self._index.add_root(record.key, record)
+        self._index[record.key] = record
         dropped = None
         with self._lock:
             self._roots[record.key] = record
@@ -280,17 +289,15 @@ class UnclosedRootProcessor(SpanProcessor):
                 dropped = self._roots.pop(next(iter(self._roots)))
                 self._forget(dropped)
             self._fresh[record.key] = record
+            if self._journal is not None:
+                self._unwritten[record.key] = record  # sampled or not: the write looks
             if self._worker is None and not self._shut_down:
                 self._start_worker()
             elif now + self._first_limit + COALESCE_SECONDS < self._wake_at or (
                 self._journal is not None and not self._journal_timed
             ):
                 self._wakeup.notify()  # the worker would sleep past this root's deadline or journal write
-        if self._journal is not None and span.context.trace_flags.sampled:
-            record.journaled = now
-            self._journal.root_started(span)
         if dropped is not None:
-            self._unjournal(dropped)  # no longer watched: nothing to recover it from
             self._dropped_counter.add(1)
             self._flag(dropped, self._clock(), "too many open roots; no longer watched", None, dropped=True)
 
@@ -299,25 +306,28 @@ class UnclosedRootProcessor(SpanProcessor):
             if self._roots.pop(record.key, None) is None:
                 return  # dropped already, or ended by us before
             self._forget(record)
-        self._unjournal(record)
-
-    def _unjournal(self, record: _Root) -> None:
-        if self._journal is not None and record.journaled is not None:
-            record.journaled = None
-            self._journal.root_ended(record.span.get_span_context())
 
     def write_journal(self) -> int:
-        """Write the journal's queued starts and ends, then the last activity of
-        every journaled root that saw some since the last write; return how
-        many roots' activity was written. The worker calls this every
-        ``JOURNAL_INTERVAL`` seconds while there is something to write;
-        ``force_flush`` and tests may too."""
+        """Write the roots started and ended since the last write (and the
+        sessions queued in the journal), then the last activity of every
+        journaled root that saw some since; return how many roots' activity
+        was written. The worker calls this every ``JOURNAL_INTERVAL`` seconds
+        while there is something to write; ``force_flush`` and tests may too."""
+        with self._journal_writing:
+            return self._write_journal()
+
+    def _write_journal(self) -> int:
         with self._lock:
             self._next_journal_write = time.monotonic() + JOURNAL_INTERVAL
+            starts, self._unwritten = self._unwritten, {}
+            ends, self._written_ended = self._written_ended, []
+            sampled = [record for record in starts.values() if record.span.context.trace_flags.sampled]
+            for record in sampled:
+                record.journaled = record.started  # its row's last activity: the span's start
             changed = [r for r in self._roots.values() if r.journaled is not None and r.journaled != r.last_activity]
         if self._journal is None:
             return 0
-        self._journal.write_pending()
+        self._journal.write_pending([record.span for record in sampled], ends)
         if not changed:
             return 0
         seen = []
@@ -331,6 +341,9 @@ class UnclosedRootProcessor(SpanProcessor):
         """Under the lock: the record is done; its heap entry goes stale."""
         record.ended = True
         self._fresh.pop(record.key, None)
+        if self._unwritten.pop(record.key, None) is None and record.journaled is not None:
+            record.journaled = None  # its row is deleted at the next write; one never written is just forgotten
+            self._written_ended.append(record.span.get_span_context())
         if record.heap_entry is not None:
             record.heap_entry = None
             self._stale_deadlines += 1
@@ -463,7 +476,7 @@ class UnclosedRootProcessor(SpanProcessor):
 
     def _journal_delay(self) -> float | None:
         """Under the lock: seconds until the journal's next write, None if none is needed."""
-        if self._journal is None or not (self._roots or self._journal.has_pending()):
+        if self._journal is None or not (self._roots or self._written_ended or self._journal.has_pending()):
             return None
         return self._next_journal_write - time.monotonic()
 

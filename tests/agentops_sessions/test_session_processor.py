@@ -13,20 +13,24 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import pytest
 from agentops_server import TOKEN
 from conftest import AGENTOPS, CREWAI, Spans, sdk_enabled
+from crashes import rows
 from fault_servers import SERVERS
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
-from otel_crew import OtelCrewInstrumentor, workflow
+from otel_crew import OtelCrewInstrumentor, UnclosedRootProcessor, workflow
 from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
 from otel_crew.cli.demo_crews import research_crew
+from otel_crew.roots.journal import journal_at
+from otel_crew.semconv import GEN_AI_OPERATION_NAME, OPERATION_INVOKE_WORKFLOW
 
 pytestmark = pytest.mark.crewai
 
@@ -231,6 +235,26 @@ def test_a_bare_kickoff_is_its_own_root_with_its_own_session(bridged: Spans) -> 
     research_crew(name="bare-crew").kickoff(inputs={"topic": "a"})
     bridged.provider.force_flush()
     assert ended_sessions("invoke_workflow bare-crew", 1) == {"invoke_workflow bare-crew.session": ["Success"]}
+
+
+def test_a_session_opened_before_the_unclosed_root_processor_sees_its_root_is_journaled_with_it(
+    agentops_sdk: Any, tmp_path: Path
+) -> None:
+    """With the session processor added first, a bare kickoff's session opens before the unclosed-root
+    processor has seen the root: the session still goes into the root's journal row."""
+    spans = Spans(AgentOpsSessionProcessor())
+    spans.provider.add_span_processor(UnclosedRootProcessor(journal=journal_at(str(tmp_path))))
+    tracer = spans.provider.get_tracer("test")
+    kickoff = tracer.start_span("invoke_workflow early", attributes={GEN_AI_OPERATION_NAME: OPERATION_INVOKE_WORKFLOW})
+    try:
+        spans.provider.force_flush()
+        (row,) = rows(tmp_path)
+        assert json.loads(row["session"])["name"] == "invoke_workflow early.session"
+    finally:
+        kickoff.end()
+        spans.provider.shutdown()
+    assert ended_sessions("invoke_workflow early", 1) == {"invoke_workflow early.session": ["Indeterminate"]}
+    assert rows(tmp_path) == []
 
 
 def test_opening_a_session_changes_nothing_the_user_sees(bridged: Spans) -> None:

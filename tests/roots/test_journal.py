@@ -212,16 +212,32 @@ def test_a_session_opened_before_its_root_is_written_is_written_with_the_root(st
     tracer = Spans().provider.get_tracer("test")
     root = tracer.start_span("pipeline")
     session = tracer.start_span("session", context=trace.set_span_in_context(root))
-    journal.root_started(root)  # type: ignore[arg-type]  # an SDK span is a ReadableSpan
-    journal.session_opened(root.get_span_context(), session)  # type: ignore[arg-type]
+    journal.session_opened(root.get_span_context(), session)  # type: ignore[arg-type]  # an SDK span is a ReadableSpan
 
-    assert journal.write_pending() == 1  # one insert, the session in it
+    assert journal.write_pending([root], []) == 1  # type: ignore[list-item]  # one insert, the session in it
     (row,) = rows(state_dir)
     assert (json.loads(row["root"])["name"], json.loads(row["session"])["name"]) == ("pipeline", "session")
 
-    journal.root_ended(root.get_span_context())
-    assert journal.write_pending() == 1  # the delete
+    assert journal.write_pending([], [root.get_span_context()]) == 1  # the delete
     assert rows(state_dir) == []
+
+
+def test_a_session_noted_before_its_root_is_handed_over_waits_one_write_then_is_dropped(state_dir: Path) -> None:
+    """The AgentOps processor can note a session before the unclosed-root processor has seen its root
+    (when it is added first, and the root is a bare kickoff): the session waits one write for its row."""
+    journal = journal_at(str(state_dir))
+    tracer = Spans().provider.get_tracer("test")
+    root, unjournaled = tracer.start_span("kickoff"), tracer.start_span("elsewhere")
+    for owner in (root, unjournaled):
+        session = tracer.start_span("session", context=trace.set_span_in_context(owner))
+        journal.session_opened(owner.get_span_context(), session)  # type: ignore[arg-type]
+    assert journal.write_pending([], []) == 0  # neither row is there yet
+    assert journal.has_pending()  # both wait one more write
+
+    assert journal.write_pending([root], []) == 1  # type: ignore[list-item]  # the root's insert, its session in it
+    (row,) = rows(state_dir)
+    assert json.loads(row["session"])["name"] == "session"
+    assert not journal.has_pending()  # the other session found no row twice: dropped
 
 
 def journal_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
