@@ -88,7 +88,10 @@ class _Session:
     key: int  # the root's span_key
     opens_session: bool
     trace_context: Any = None  # AgentOps' TraceContext, once opened
-    opening: bool = False  # set (under the lock) before an opener looks for the root among the open ones
+    # Each side writes its flag, then reads the other's (see on_end): an opener and the root's end never
+    # both miss each other, so a root without a session ends without the lock.
+    opening: bool = False
+    root_ended: bool = False
 
 
 def _is_kickoff(span: ReadableSpan) -> bool:
@@ -316,16 +319,19 @@ class AgentOpsSessionProcessor(SpanProcessor):
         session = self._index.pop(key, None)
         if session is None or session.key != key:
             return
-        # Whoever pops the session ends it: this root's end or shutdown, once.
-        if self._open.pop(key, None) is None or not session.opening:
-            # Most roots (a web request, say) have no session, and need no lock: no
-            # opener was at work before the pop, and one that comes now finds the root gone.
+        session.root_ended = True
+        if not session.opening:
+            # Most roots (a web request, say) have no session: no lock. An opener that
+            # comes now sees root_ended and opens none.
+            self._open.pop(key, None)
             return
         # Read outside the lock (it may call the user's end_reason), and only for a root with a session.
         outcome = None if session.trace_context is None else self._outcome_of(span)
         with self._lock:  # an opener may still be at work: it finishes first
-            if session.trace_context is not None:
-                self._submit(session, *(outcome or self._outcome_of(span)))  # opened meanwhile: read it now
+            # Whoever pops the session ends it: this root's end or shutdown, once.
+            if self._open.pop(key, None) is None or session.trace_context is None:
+                return
+            self._submit(session, *(outcome or self._outcome_of(span)))  # opened meanwhile: read it now
 
     # -- opening and ending -------------------------------------------------------
 
@@ -333,8 +339,13 @@ class AgentOpsSessionProcessor(SpanProcessor):
         if not session.opens_session:
             return
         with self._lock:
-            session.opening = True  # before the look-up: see on_end
-            if session.trace_context is not None or self._closing or session.key not in self._open:
+            session.opening = True  # before reading root_ended: see on_end
+            if (
+                session.trace_context is not None
+                or self._closing
+                or session.root_ended
+                or session.key not in self._open
+            ):
                 return
             try:
                 session.trace_context = self._start_trace(session.root)
