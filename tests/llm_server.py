@@ -9,6 +9,7 @@ unless told otherwise), also at the end of a stream when the client asks for it
 Replies: ``Text``, ``ToolCall`` (a native tool call when the request offers tools, else the ReAct text of
 one, so one script serves CrewAI 1.x and 0.x), ``Failure`` (an HTTP error such as 429 or 500), ``Malformed``
 (a 200 that is not JSON), ``Slow`` (another reply, held back until a delay passes or the server stops).
+Anthropic's ``/v1/messages/count_tokens`` is answered (100) without taking a reply.
 """
 
 from __future__ import annotations
@@ -130,6 +131,11 @@ class LLMServer:
             return reply, f"{next(self._ids):04d}"
 
     def _answer(self, handler: BaseHTTPRequestHandler, request: Request) -> None:
+        if request.path.endswith("/messages/count_tokens"):  # Anthropic's token count: not a call, no reply taken
+            with self._lock:
+                self._requests.append(request)
+            _send(handler, 200, json.dumps({"input_tokens": PROMPT_TOKENS}).encode(), "application/json")
+            return
         reply, number = self._take(request)
         while isinstance(reply, Slow):
             self._stopping.wait(reply.seconds)
