@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import CREWAI, Spans, instrumenting
+from conftest import CREWAI, Spans, instrumenting, sdk_enabled
 from crewai import LLM, Agent, Crew, Task
 from llm_server import Failure, LLMServer, ToolCall
 from opentelemetry.sdk.metrics import MeterProvider
@@ -25,6 +25,8 @@ pytestmark = pytest.mark.crewai
 API_KEY = "sk-test-0123456789abcdef"
 MODEL = "gpt-4o-mini"
 ON_1X = CREWAI is not None and CREWAI >= (1, 0)
+# CrewAI 0.102's LLM cannot stream (it reads a LiteLLM stream as a whole reply); 0.130 and 1.x can.
+STREAMING = [False, True] if CREWAI is not None and CREWAI >= (0, 130) else [False]
 
 
 def attributes(span: ReadableSpan) -> dict[str, Any]:
@@ -103,7 +105,7 @@ def assert_pipeline(spans: Spans, ours: bool = True) -> None:
     assert totals(spans.one("pipeline")) == (500, 100)
 
 
-@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("stream", STREAMING)
 def test_two_crews_make_five_inference_spans_with_totals(
     instrumented: Spans, llm_server: LLMServer, stream: bool
 ) -> None:
@@ -130,7 +132,7 @@ def genai_openai(spans: Spans) -> Iterator[Spans]:
         instrumentor.uninstrument()
 
 
-@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("stream", STREAMING)
 def test_with_the_openai_instrumentation_still_one_span_per_call(
     genai_openai: Spans, llm_server: LLMServer, stream: bool
 ) -> None:
@@ -158,15 +160,15 @@ def test_a_failed_call_is_an_error_span_and_the_error_reaches_crewai(
 ) -> None:
     llm_server.default = Failure(500)
     failing = crew("failing", agent("Writer", llm_server, max_retries=0))
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(Exception, match="loopback server error"):
         failing.kickoff()
     calls = chats(instrumented)
     assert calls, instrumented.names()
     for call in calls:
         assert call.status.status_code is StatusCode.ERROR
-        assert attributes(call)["error.type"].endswith("InternalServerError")
+        # the openai SDK's error on 1.x native providers, LiteLLM's on its path
+        assert attributes(call)["error.type"].rsplit(".", 1)[-1] in {"InternalServerError", "APIError"}
         assert parent_of(instrumented, call).name == "invoke_agent Writer"
-    assert "500" in str(raised.value) or "InternalServerError" in type(raised.value).__name__ or raised.value
 
 
 def test_concurrent_roots_keep_their_own_totals(instrumented: Spans, llm_server: LLMServer) -> None:
@@ -203,7 +205,8 @@ def test_concurrent_roots_in_asyncio_tasks(instrumented: Spans, llm_server: LLMS
 
 def test_metrics_on_the_given_meter_provider(spans: Spans, llm_server: LLMServer) -> None:
     reader = InMemoryMetricReader()
-    meters = MeterProvider(metric_readers=[reader])
+    with sdk_enabled():
+        meters = MeterProvider(metric_readers=[reader])
     with instrumenting(spans, meter_provider=meters):
         crew("solo", agent("Writer", llm_server)).kickoff()
     data = reader.get_metrics_data()
