@@ -12,6 +12,7 @@ picks the right one, so callers never see the difference.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["LocalModelError", "local_model"]
@@ -35,6 +36,41 @@ def _has_acted(messages: Any) -> bool:
     if isinstance(messages, str):
         return "Observation:" in messages
     return any(message.get("role") == "assistant" for message in messages)
+
+
+@dataclass(frozen=True)
+class _TokenUsage:
+    """A usage report as CrewAI's token counter reads one (attributes, as LiteLLM's ``Usage`` has them)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_tokens_details: None = None
+    completion_tokens_details: None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def _report_completion(model: Any, messages: Any, reply: str, usage: _TokenUsage, kwargs: dict[str, Any]) -> bool:
+    """CrewAI 1.x: the started and completed events of the call, the completed one with its usage; False on 0.x."""
+    try:
+        from crewai.events.types.llm_events import LLMCallType
+        from crewai.llms.base_llm import llm_call_context
+    except ImportError:
+        return False
+    agent, task = kwargs.get("from_agent"), kwargs.get("from_task")
+    with llm_call_context():
+        model._emit_call_started_event(messages=messages, from_task=task, from_agent=agent)
+        model._emit_call_completed_event(
+            response=reply,
+            call_type=LLMCallType.LLM_CALL,
+            from_task=task,
+            from_agent=agent,
+            messages=messages,
+            usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+        )
+    return True
 
 
 class _ScriptedReplies:
@@ -70,10 +106,23 @@ class _ScriptedReplies:
         return f"Thought: I now know the final answer\nFinal Answer: {self._answer} ({digest[0][:60]})"
 
     def call(self, messages: Any, *args: Any, **kwargs: Any) -> str:
-        return self._reply(messages)
+        reply = self._reply(messages)
+        self._report_usage(messages, reply, args, kwargs)
+        return reply
 
     async def acall(self, messages: Any, *args: Any, **kwargs: Any) -> str:
-        return self._reply(messages)
+        return self.call(messages, *args, **kwargs)
+
+    def _report_usage(self, messages: Any, reply: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Report the call's tokens (an estimate, a token per four characters) the way CrewAI's own models do:
+        1.x in its completion event, 0.x to the token counters among the call's callbacks."""
+        usage = _TokenUsage(self.get_input_tokens_count(messages), -(-len(reply) // 4))
+        if _report_completion(self, messages, reply, usage, kwargs):
+            return
+        callbacks = kwargs.get("callbacks", args[1] if len(args) > 1 else None) or []
+        for callback in callbacks:
+            if hasattr(callback, "log_success_event"):
+                callback.log_success_event(kwargs={}, response_obj={"usage": usage}, start_time=0, end_time=0)
 
     def supports_function_calling(self) -> bool:
         return False

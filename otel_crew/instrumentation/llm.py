@@ -6,7 +6,8 @@ Every CrewAI LLM is a class with its own ``call`` (and often ``acall``): on 1.x 
 defines it; classes made later (CrewAI imports its native providers on first use) are wrapped as they are
 made, through ``BaseLLM.__init_subclass__``. The wrapper is outermost, so CrewAI's own retry runs inside
 it, unchanged, and one call is one span. A call made inside another under the same parent span (a
-subclass calling ``super().call``) is the same call.
+subclass calling ``super().call``) is the same call; a tool run inside a call is not part of it
+(``llm_usage.outside_llm_call``).
 
 The span is made when the call ends, backdated to its start, and only if no provider instrumentation
 (``opentelemetry-instrumentation-genai-openai``, openai-v2, OpenLLMetry's, ...) started an inference span
@@ -151,7 +152,8 @@ def _reports_completions() -> bool:
     return hasattr(getattr(base, "BaseLLM", None), "_emit_call_completed_event")
 
 
-def _existing_llm_classes() -> list[type]:
+def _llm_roots() -> list[type]:
+    """CrewAI's LLM base classes on this line: ``BaseLLM`` (0.130+) and ``LLM``."""
     roots: list[type] = []
     for module_name, class_name in ((_BASE_LLM_MODULE, "BaseLLM"), ("crewai.llm", "LLM")):
         try:
@@ -160,8 +162,19 @@ def _existing_llm_classes() -> list[type]:
             continue
         if isinstance(owner, type):
             roots.append(owner)
+    return roots
+
+
+class _AddedPatch(Patch):
+    """A method put on a class that only inherited it: undone by taking it away again."""
+
+    def undo(self) -> None:
+        delattr(self.owner, self.name)
+
+
+def _existing_llm_classes() -> list[type]:
     found: dict[type, None] = {}
-    for root in roots:
+    for root in _llm_roots():
         found.update(dict.fromkeys(_llm_classes(root)))
     return list(found)
 
@@ -218,15 +231,21 @@ class LLMWrappers:
             self._wrap_class(cls)
 
     def _wrap_class(self, cls: type) -> None:
+        """Wrap the class's own ``call``/``acall``, or one it takes from a class that is no CrewAI LLM (a
+        mixin: then the wrapper is put on this class, and taken away at undo)."""
         if cls in self._wrapped or cls.__module__ == _BASE_LLM_MODULE:  # BaseLLM's own are abstract
             return
         self._wrapped.add(cls)
+        roots = tuple(_llm_roots())
         for name in _CALL_METHODS:
-            original = vars(cls).get(name)
-            if original is None or getattr(original, "__isabstractmethod__", False):
+            owner = next((base for base in cls.__mro__ if name in vars(base)), None)
+            if owner is None or (owner is not cls and issubclass(owner, roots)):
+                continue  # none, or an LLM class's own, wrapped there
+            original = vars(owner)[name]
+            if not callable(original) or getattr(original, "__isabstractmethod__", False):
                 continue
             setattr(cls, name, stand_in(original, self.acall if name == "acall" else self.call))
-            self.patches.append(Patch(cls, name, original))
+            self.patches.append(Patch(cls, name, original) if owner is cls else _AddedPatch(cls, name, original))
 
     def subclass_made(self, wrapped: Wrapped, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = wrapped(*args, **kwargs)  # CrewAI's own (1.x: its retry wrapper goes in first, ours outside)
@@ -279,8 +298,7 @@ class LLMWrappers:
             return None
         parent_context = own_parent_context(self.tracer, None)
         parent_span_id = trace.get_current_span(parent_context).get_span_context().span_id
-        outer = active_call.get()
-        if outer is not None and outer.parent_span_id == parent_span_id:
+        if active_call.get() is not None:  # a call within a call (a subclass calling super().call): the same
             return None
         return LLMCall(parent_context, parent_span_id)
 

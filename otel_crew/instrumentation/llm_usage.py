@@ -9,9 +9,11 @@ once it ends). The map is keyed by span, so a call only ever reaches the spans a
 roots, ``async_execution`` tasks and ``kickoff_for_each_async`` never share a tally they should not.
 Per span, the hot path is one dict look-up and one dict store; a tally's lock is taken once per call.
 
-Provider spans: while an LLM call runs, the spans started directly under the call's parent are kept on
-the call, so that at its end the wrapper can tell whether a provider instrumentation recorded it
-(``LLMCall.recorded_elsewhere``).
+Provider spans: while an LLM call runs, the spans started in its context are kept on the call, so that at
+its end the wrapper can tell whether a provider instrumentation recorded it (``LLMCall.recorded_elsewhere``).
+Work CrewAI runs inside a call (a tool the model asked for, and any agent or LLM call that tool makes) runs
+``outside_llm_call()``: its spans are not the call's. The parent is not compared: a provider span may hang
+from another instrumentation's span (AgentOps' on CrewAI 0.x) rather than from ours.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from otel_crew.semconv import (
     TOTAL_OUTPUT_TOKENS,
 )
 
-__all__ = ["LLMCall", "LLMUsageProcessor", "Usage", "active_call"]
+__all__ = ["LLMCall", "LLMUsageProcessor", "Usage", "active_call", "outside_llm_call"]
 
 # Inference spans of instrumentations that predate gen_ai.operation.name: OpenLLMetry's, AgentOps', OpenInference's.
 _LEGACY_INFERENCE = (("llm.request.type", "chat"), ("gen_ai.request.type", "chat"), ("openinference.span.kind", "LLM"))
@@ -81,11 +83,24 @@ class LLMCall:
             self.usage.add(usage)
 
     def recorded_elsewhere(self) -> bool:
-        """Whether a span started directly under this call's parent while it ran is an inference span."""
+        """Whether a span started in this call's context while it ran is an inference span."""
         return any(_is_inference(span.attributes or {}) for span in self.inner)
 
 
 active_call: contextvars.ContextVar[LLMCall | None] = contextvars.ContextVar("otel_crew_active_llm_call", default=None)
+
+
+class outside_llm_call:  # noqa: N801 - used like a function, as contextlib's are
+    """``with outside_llm_call():`` runs work that is not part of the LLM call around it (a class: it runs
+    around every tool call)."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = active_call.set(None)
+
+    def __exit__(self, *exc_info: object) -> None:
+        active_call.reset(self._token)
 
 
 def _is_inference(attributes: Mapping[str, Any]) -> bool:
@@ -137,7 +152,7 @@ class LLMUsageProcessor(SpanProcessor):
         local_parent = parent is not None and not parent.is_remote
         inherited = self._owners.get(parent.span_id, _NOBODY) if local_parent else _NOBODY  # type: ignore[union-attr]
         call = active_call.get()
-        if call is not None and local_parent and parent.span_id == call.parent_span_id:  # type: ignore[union-attr]
+        if call is not None:
             call.inner.append(span)
         attributes = span.attributes or {}
         operation = attributes.get(GEN_AI_OPERATION_NAME)

@@ -13,6 +13,7 @@ from opentelemetry.trace import Span
 
 from otel_crew.instrumentation import attributes as attrs
 from otel_crew.instrumentation.calls import StepMarker, Wrapped, active_step
+from otel_crew.instrumentation.llm_usage import outside_llm_call
 from otel_crew.roots.scope import SpanScope
 from otel_crew.semconv import GEN_AI_TOOL_CALL_ARGUMENTS, GEN_AI_TOOL_CALL_RESULT, GEN_AI_TOOL_NAME
 
@@ -47,7 +48,7 @@ class ToolWrappers:
         key = self._tool_key(tool)
         if not is_instrumentation_enabled() or active_step.get() == key:
             return wrapped(*args, **kwargs)
-        with self._tool_span(tool, args, kwargs) as span, StepMarker(key):
+        with outside_llm_call(), self._tool_span(tool, args, kwargs) as span, StepMarker(key):
             result = wrapped(*args, **kwargs)
             self._after_tool(span, result)
             return result
@@ -58,7 +59,7 @@ class ToolWrappers:
             return wrapped(*args, **kwargs)
 
         async def observed() -> Any:
-            with self._tool_span(tool, args, kwargs) as span, StepMarker(key):
+            with outside_llm_call(), self._tool_span(tool, args, kwargs) as span, StepMarker(key):
                 result = await wrapped(*args, **kwargs)
                 self._after_tool(span, result)
                 return result

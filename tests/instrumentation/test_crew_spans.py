@@ -18,11 +18,15 @@ from otel_crew.cli.local_model import LocalModelError
 
 pytestmark = pytest.mark.crewai
 
+LLM_CALL = "chat deterministic"  # the local model's calls (model "local/deterministic")
 RESEARCH_TREE = [
     (0, "invoke_workflow research"),
     (1, "invoke_agent Researcher"),
+    (2, LLM_CALL),
     (2, "execute_tool word_count"),
+    (2, LLM_CALL),
     (1, "invoke_agent Writer"),
+    (2, LLM_CALL),
 ]
 
 
@@ -48,7 +52,7 @@ def test_two_crews_under_one_root_make_one_trace(instrumented: Spans) -> None:
     ]
     assert_one_trace(instrumented)
     for span in instrumented.finished():
-        assert span.kind is SpanKind.INTERNAL
+        assert span.kind is (SpanKind.CLIENT if span.name == LLM_CALL else SpanKind.INTERNAL)
         # only workflow() sets OK; the spans otel-crew makes for CrewAI stay UNSET on success
         expected = StatusCode.OK if span.name == "nightly-report" else StatusCode.UNSET
         assert span.status.status_code is expected, span.name
@@ -100,16 +104,32 @@ def test_hierarchical_crew_nests_the_delegated_work(instrumented: Spans) -> None
     with workflow("p"):
         hierarchical_crew().kickoff(inputs={"topic": "otel"})
     tree = instrumented.tree(instrumented.one("p"))
-    assert tree[:6] == [
+    assert tree == [
         (0, "p"),
         (1, "invoke_workflow managed"),
         (2, "invoke_agent Crew Manager"),
+        (3, LLM_CALL),
         (3, "execute_tool Delegate work to coworker"),
         (4, "invoke_agent Researcher"),
+        (5, LLM_CALL),
         (5, "execute_tool word_count"),
+        (5, LLM_CALL),
+        (3, LLM_CALL),
     ]
     assert attribute(instrumented.one("invoke_workflow managed"), "crewai.crew.process") == "hierarchical"
     assert_one_trace(instrumented)
+    # Each agent's total is its own calls (the manager's excludes the coworker's); the crew's and the root's all.
+    calls = instrumented.named(LLM_CALL)
+    for role in ("Crew Manager", "Researcher"):
+        agent = instrumented.one(f"invoke_agent {role}")
+        own = [call for call in calls if call in instrumented.children(agent)]
+        assert len(own) == 2
+        assert attribute(agent, "gen_ai.usage.input_tokens") == sum(
+            attribute(c, "gen_ai.usage.input_tokens") for c in own
+        )
+    everything = sum(attribute(call, "gen_ai.usage.input_tokens") for call in calls)
+    for name in ("p", "invoke_workflow managed"):
+        assert attribute(instrumented.one(name), "otel_crew.usage.input_tokens") == everything
 
 
 def test_failing_task_marks_agent_kickoff_and_root(instrumented: Spans) -> None:

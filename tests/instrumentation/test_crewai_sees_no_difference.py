@@ -94,4 +94,8 @@ def test_an_a2a_agent_is_traced_like_any_other(instrumented: Spans) -> None:
     task = Task(description="Answer briefly", expected_output="an answer", agent=agent)
     Crew(agents=[agent], tasks=[task], name="a2a").kickoff()
     (kickoff,) = instrumented.named("invoke_workflow a2a")
-    assert [name for _, name in instrumented.tree(kickoff)] == ["invoke_workflow a2a", "invoke_agent Analyst"]
+    assert [name for _, name in instrumented.tree(kickoff)] == [
+        "invoke_workflow a2a",
+        "invoke_agent Analyst",
+        "chat deterministic",
+    ]
