@@ -18,6 +18,7 @@ from otel_crew.cli.local_model import LocalModelError
 
 pytestmark = pytest.mark.crewai
 
+INPUT_TOKENS, TOTAL_INPUT_TOKENS = "gen_ai.usage.input_tokens", "otel_crew.usage.input_tokens"
 LLM_CALL = "chat deterministic"  # the local model's calls (model "local/deterministic")
 RESEARCH_TREE = [
     (0, "invoke_workflow research"),
@@ -129,7 +130,7 @@ def test_hierarchical_crew_nests_the_delegated_work(instrumented: Spans) -> None
         )
     everything = sum(attribute(call, "gen_ai.usage.input_tokens") for call in calls)
     for name in ("p", "invoke_workflow managed"):
-        assert attribute(instrumented.one(name), "otel_crew.usage.input_tokens") == everything
+        assert attribute(instrumented.one(name), TOTAL_INPUT_TOKENS) == everything
 
 
 def test_failing_task_marks_agent_kickoff_and_root(instrumented: Spans) -> None:
