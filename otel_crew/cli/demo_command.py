@@ -18,6 +18,12 @@ from rich.console import Console
 
 from otel_crew.cli.exit_codes import EXIT_FAILED, EXIT_MISSING, EXIT_OK, EXIT_USAGE
 from otel_crew.config import ConfigError, ExportSettings, OutageReporting, export_settings
+from otel_crew.semconv import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    OPERATION_CHAT,
+)
 
 START_COLLECTOR = "start one with: docker compose up -d --wait"
 
@@ -94,7 +100,17 @@ def _summary(spans: list[Any], trees: int, handled: list[str], export: _Export, 
     else:
         sessions = "AgentOps off (pip install 'otel-crew[agentops]' and set AGENTOPS_API_KEY for one session per root)"
     traces = "1 trace" if trees == 1 else f"{trees} traces"
-    return f"{traces}, {len(spans)} spans{failures}; {where}; {sessions}"
+    return f"{traces}, {len(spans)} spans{_llm_calls(spans)}{failures}; {where}; {sessions}"
+
+
+def _llm_calls(spans: list[Any]) -> str:
+    """``, 9 LLM calls (3,456 tokens in, 234 out)``: the pipeline's calls and tokens, summed over the calls."""
+    calls = [span for span in spans if (span.attributes or {}).get(GEN_AI_OPERATION_NAME) == OPERATION_CHAT]
+    if not calls:
+        return ""
+    tokens_in = sum((span.attributes or {}).get(GEN_AI_USAGE_INPUT_TOKENS, 0) for span in calls)
+    tokens_out = sum((span.attributes or {}).get(GEN_AI_USAGE_OUTPUT_TOKENS, 0) for span in calls)
+    return f", {len(calls)} LLM calls ({tokens_in:,} tokens in, {tokens_out:,} out)"
 
 
 def run(console: Console) -> int:

@@ -12,6 +12,9 @@ from rich.tree import Tree
 
 from otel_crew.agentops_sessions.end_states import end_state
 from otel_crew.roots.definition import is_root
+from otel_crew.semconv import TOTAL_INPUT_TOKENS
+
+TOTAL_TOKENS_PREFIX = TOTAL_INPUT_TOKENS.rpartition(".")[0]  # otel_crew.usage
 
 _STATUS_STYLE = {StatusCode.OK: "green", StatusCode.ERROR: "bold red", StatusCode.UNSET: "dim"}
 
@@ -22,11 +25,24 @@ def _duration_ms(span: ReadableSpan) -> float:
     return (span.end_time - span.start_time) / 1e6
 
 
+def _tokens(span: ReadableSpan) -> str:
+    """``tokens 100 in, 20 out`` for a span with a token count (an LLM call, an agent, a workflow, a root)."""
+    found = span.attributes or {}
+    for prefix in (TOTAL_TOKENS_PREFIX, "gen_ai.usage"):
+        tokens_in, tokens_out = found.get(f"{prefix}.input_tokens"), found.get(f"{prefix}.output_tokens")
+        if tokens_in is not None or tokens_out is not None:
+            return f"tokens {tokens_in or 0:,} in, {tokens_out or 0:,} out"
+    return ""
+
+
 def _label(span: ReadableSpan, show_end_state: bool) -> str:
     code = span.status.status_code
     label = f"{escape(span.name)}  [{_STATUS_STYLE[code]}]{code.name}[/]  [dim]{_duration_ms(span):.1f} ms[/]"
     if code is StatusCode.ERROR and span.status.description:
         label += f"  [red]{escape(span.status.description)}[/]"
+    tokens = _tokens(span)
+    if tokens:
+        label += f"  [magenta]{tokens}[/]"
     if show_end_state and is_root(span):
         label += f"  [cyan]AgentOps end state: {escape(end_state(span))}[/]"
     return label

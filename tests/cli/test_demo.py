@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -69,8 +70,15 @@ def test_the_first_screen_is_the_tree_and_one_summary_line() -> None:
     assert run.stderr == ""
     assert "AgentOps end state" not in run.stdout  # AgentOps did not run
     # One line, as long as it is, when piped: the hint shows the extra literally.
+    calls = [line for line in lines if "chat deterministic" in line]
+    tokens = re.fullmatch(r"1 trace, \d+ spans, (\d+) LLM calls \(([\d,]+) tokens in, ([\d,]+) out\), .*", summary(run))
+    assert tokens is not None, summary(run)
+    assert int(tokens[1]) == len(calls) == 11  # every LLM call in the tree, under its agent
+    assert all(line.lstrip("│├└─ ").startswith("chat deterministic") for line in calls)
+    assert f"tokens {tokens[2]} in, {tokens[3]} out" in lines[0]  # the root's total is the pipeline's
     assert summary(run) == (
-        f"1 trace, {len(lines) - 1} spans, 1 failure handled by the pipeline; spans shown here only (set "
+        f"1 trace, {len(lines) - 1} spans, {tokens[1]} LLM calls ({tokens[2]} tokens in, {tokens[3]} out), "
+        "1 failure handled by the pipeline; spans shown here only (set "
         "OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector); AgentOps off (pip install "
         "'otel-crew[agentops]' and set AGENTOPS_API_KEY for one session per root)"
     )
