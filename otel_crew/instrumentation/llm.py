@@ -179,6 +179,10 @@ def _existing_llm_classes() -> list[type]:
     return list(found)
 
 
+def _nothing(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
 @dataclass
 class _Finished:
     """How a call ended."""
@@ -226,9 +230,25 @@ class LLMWrappers:
         return [(counter, "TokenCalcHandler", "log_success_event", self.tokens_reported)]
 
     def wrap_existing(self) -> None:
-        """Wrap ``call``/``acall`` of every CrewAI LLM class there is now."""
+        """Wrap ``call``/``acall`` of every CrewAI LLM class there is now, and of those made later: on lines
+        whose base class has no ``__init_subclass__`` of its own (0.130, 0.102), through one put there."""
         for cls in _existing_llm_classes():
             self._wrap_class(cls)
+        roots = _llm_roots()
+        for root in roots:
+            if "__init_subclass__" in vars(root) or any(
+                other is not root and issubclass(root, other) for other in roots
+            ):
+                continue  # CrewAI's own, wrapped by the table; or a base above it gets the hook
+            root.__init_subclass__ = classmethod(self._subclass_hook(root))  # type: ignore[assignment]
+            self.patches.append(_AddedPatch(root, "__init_subclass__", None))
+
+    def _subclass_hook(self, root: type) -> Any:
+        def made(cls: type, **kwargs: Any) -> None:
+            super(root, cls).__init_subclass__(**kwargs)  # type: ignore[arg-type]
+            self.subclass_made(_nothing, cls, (), {})
+
+        return made
 
     def _wrap_class(self, cls: type) -> None:
         """Wrap the class's own ``call``/``acall``, or one it takes from a class that is no CrewAI LLM (a

@@ -80,6 +80,13 @@ def assert_pipeline(spans: Spans, ours: bool = True) -> None:
     """The issue's picture: 5 inference spans under the right agents; agent, crew and root totals."""
     calls = chats(spans)
     assert len(calls) == 5, [s.name for s in spans.finished()]
+    assert totals(spans.one("pipeline")) == (500, 100)
+    exported = {span.context.span_id for span in spans.finished()}
+    if not ours and any(call.parent is None or call.parent.span_id not in exported for call in calls):
+        pytest.xfail(
+            "AgentOps' CrewAI spans (AgentOps initialised by an earlier test) are current inside agents on "
+            "CrewAI 0.x: the provider instrumentation's span hangs from them (AgentOps export repair's business)"
+        )
     per_agent = [parent_of(spans, call).name for call in sorted(calls, key=lambda s: s.start_time or 0)]
     assert per_agent == [
         "invoke_agent Researcher",
