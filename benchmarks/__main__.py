@@ -10,10 +10,10 @@ import sys
 from importlib.metadata import distributions
 from pathlib import Path
 
-from benchmarks import Table, kickoffs, processors
+from benchmarks import Table, kickoffs, llm_calls, processors
 
 BEGIN, END = "<!-- results: written by python -m benchmarks -->", "<!-- end of results -->"
-PACKAGES = ("crewai", "opentelemetry-sdk", "agentops", "otel-crew", *kickoffs.PEERS.values())
+PACKAGES = ("crewai", "opentelemetry-sdk", "agentops", "otel-crew", *kickoffs.PEERS.values(), llm_calls.PACKAGE)
 
 
 def render(tables: list[Table], short: bool) -> str:
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = [kickoffs.measure(rounds=2 if short else 30, calls=1 if short else 3, progress=progress)]
     tables += processors.span_costs(5 if short else 41, 300 if short else 5000, 400 if short else 2000, progress)
     tables.append(processors.open_roots(2_000 if short else 100_000, progress))
+    tables.append(llm_calls.measure(rounds=2 if short else 30, calls=2 if short else 50, progress=progress))
     block = f"{BEGIN}\n{render(tables, short)}\n{END}"
     before, found, rest = (output.read_text() if output.exists() else "").partition(BEGIN)
     output.write_text(f"{before}{block}{rest.partition(END)[2]}" if found else f"{block}\n")

@@ -18,6 +18,7 @@ SECTIONS = [
     "(b) Processor cost per span",
     "(b) Roots per second (a root span and 3 children)",
     "(c) Open roots at scale",
+    "(d) Added time per LLM call",
 ]
 
 
@@ -69,3 +70,10 @@ def test_the_short_run_writes_every_section_with_sane_numbers(tmp_path: Path) ->
     assert all(_number(row[column]) > 0 for row in rates for column in row)
     (scale,) = tables[SECTIONS[3]]
     assert all(_number(cell) > 0 for cell in scale.values())
+    llm_calls = {row["variant"]: row for row in tables[SECTIONS[4]]}
+    assert all(_number(row["median (ms)"]) > 0 for row in llm_calls.values())
+    assert _number(llm_calls["bare"]["spans per call"]) == 0
+    assert _number(llm_calls["otel-crew"]["spans per call"]) == 1  # one inference span per call
+    for variant in ("GenAI OpenAI instrumentation", "both (one span per call)"):
+        if variant in llm_calls:  # the GenAI OpenAI instrumentation is installed
+            assert _number(llm_calls[variant]["spans per call"]) == 1, variant
