@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import CREWAI, Spans, instrumenting, sdk_enabled
 from crewai import LLM, Agent, Crew, Task
-from llm_server import Failure, LLMServer, ToolCall
+from llm_server import Failure, LLMServer, Slow, ToolCall
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
@@ -274,3 +274,56 @@ def test_native_anthropic_provider(instrumented: Spans, llm_server: LLMServer, s
     assert tokens(instrumented.one("invoke_agent Writer")) == (100, 20)
     assert totals(instrumented.one("pipeline")) == (100, 20)
     assert [r.path for r in llm_server.requests if not r.path.endswith("count_tokens")] == ["/v1/messages"]
+
+
+@pytest.mark.skipif(not ON_1X, reason="a native async kickoff (and LLM.acall) is CrewAI 1.x's")
+def test_native_async_kickoff_calls_are_spans_too(instrumented: Spans, llm_server: LLMServer) -> None:
+    research, publish = two_crews(llm_server)
+
+    async def pipeline() -> None:
+        async with workflow("pipeline"):
+            await research.akickoff()
+            await publish.akickoff()
+
+    asyncio.run(pipeline())
+    assert_pipeline(instrumented)
+
+
+def test_async_execution_tasks_and_kickoff_for_each_async_keep_totals_apart(
+    instrumented: Spans, llm_server: LLMServer
+) -> None:
+    first, second, last = (agent(role, llm_server) for role in ("First", "Second", "Last"))
+    parallel = [
+        Task(description=f"Part {n}", expected_output="text", agent=a, async_execution=True)
+        for n, a in enumerate((first, second))
+    ]
+    closing = Task(description="Join", expected_output="text", agent=last, context=parallel)
+    crew_with_async = Crew(agents=[first, second, last], tasks=[*parallel, closing], name="parallel")
+    per_input = crew("each", agent("Each", llm_server))
+
+    async def for_each() -> None:
+        await per_input.kickoff_for_each_async([{"n": 1}, {"n": 2}])
+
+    with workflow("pipeline"):
+        crew_with_async.kickoff()
+        asyncio.run(for_each())
+    for role in ("First", "Second", "Last"):
+        assert tokens(instrumented.one(f"invoke_agent {role}")) == (100, 20), role
+    assert totals(instrumented.one("invoke_workflow parallel")) == (300, 60)
+    each = instrumented.named("invoke_workflow each")
+    assert [totals(span) for span in each] == [(100, 20), (100, 20)]
+    assert [tokens(span) for span in instrumented.named("invoke_agent Each")] == [(100, 20), (100, 20)]
+    assert totals(instrumented.one("pipeline")) == (500, 100)
+    assert len(chats(instrumented)) == 5
+
+
+def test_a_timed_out_call_is_an_error_span(instrumented: Spans, llm_server: LLMServer) -> None:
+    llm_server.default = Slow(30)  # held until the client gives up (the server's stop releases it)
+    slow = crew("slow", agent("Writer", llm_server, timeout=0.5, max_retries=0))
+    with pytest.raises(Exception, match=r"(?i)timed? ?out"):
+        slow.kickoff()
+    calls = chats(instrumented)
+    assert calls and all(call.status.status_code is StatusCode.ERROR for call in calls)
+    for call in calls:  # CrewAI 1.x re-raises the SDK's timeout as a ConnectionError; LiteLLM as its Timeout
+        said = f"{attributes(call)['error.type']} {call.status.description}".lower()
+        assert "timeout" in said or "timed out" in said, said
