@@ -210,7 +210,9 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     own), ``agentops`` ("auto": the session bridge when AgentOps is
     installed; "on"; "off"; or your own ``AgentOpsSessionProcessor``),
     ``auto_end_session``, ``end_states`` and ``paused_end_state`` (for the
-    bridge it builds).
+    bridge it builds), ``llm_spans`` (default True: an inference span per LLM
+    call that no provider instrumentation records; False: none of otel-crew's,
+    token totals kept).
     """
 
     _patches: list[Patch]
