@@ -80,8 +80,6 @@ _ADDED_IN = {
     "Agent.kickoff_async": "0.130",
     "Flow.akickoff": "1.0",
     "Flow.resume_async": "1.0",
-    "BaseLLM.__init_subclass__": "1.0",
-    "BaseLLM._emit_call_completed_event": "1.0",
 }
 
 CARRY_OVER_BEFORE = Version("1.11")
