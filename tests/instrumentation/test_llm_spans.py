@@ -327,3 +327,13 @@ def test_a_timed_out_call_is_an_error_span(instrumented: Spans, llm_server: LLMS
     for call in calls:  # CrewAI 1.x re-raises the SDK's timeout as a ConnectionError; LiteLLM as its Timeout
         said = f"{attributes(call)['error.type']} {call.status.description}".lower()
         assert "timeout" in said or "timed out" in said, said
+
+
+def test_uninstrument_puts_every_llm_class_back(spans: Spans, llm_server: LLMServer) -> None:
+    from otel_crew.cli.local_model import local_model
+
+    classes = {type(model(llm_server)), type(local_model())}
+    before = {cls: {name: vars(cls).get(name) for name in ("call", "acall")} for cls in classes}
+    with instrumenting(spans):
+        assert all(vars(cls).get("call") is not before[cls]["call"] for cls in classes)  # wrapped, mixin's too
+    assert {cls: {name: vars(cls).get(name) for name in ("call", "acall")} for cls in classes} == before
