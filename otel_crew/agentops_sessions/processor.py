@@ -529,6 +529,10 @@ class AgentOpsSessionProcessor(SpanProcessor):
                 export_repair.abandon_traces(item.trace_id for item in undone)
             for item in undone:
                 self._report(item, False, f"AgentOps did not take it within flush_timeout={self._flush_timeout:g}s")
+            # AgentOps' own metric export at its exit (to a hard-wired host, which an offline or
+            # firewalled machine cannot reach) gets what is left of this shutdown's time, not
+            # OpenTelemetry's 10 s of retries: the sessions opened here are what it reports on.
+            export_repair.bound_metric_export(deadline - time.monotonic())
             self._say_undelivered([item.name for item in undone] + export_repair.take_undelivered_sessions())
         finally:
             export_repair.export_deadline(None)
