@@ -5,8 +5,8 @@ root (crew kickoffs, flow runs and steps, agents, tools, LLM calls) and every
 LLM inference span of a provider instrumentation (its ``gen_ai.operation.name``).
 The root itself is not: AgentOps has the session span in its place.
 
-Parents (the processor's ``anchor_of`` map, kept from ``on_start``): each forwarded span hangs, in AgentOps' copy, from its
-nearest forwarded ancestor, or from the session span when it has none below
+Parents (the processor's ``anchor_of`` map, kept from ``on_start``): each
+forwarded span hangs, in AgentOps' copy, from its nearest forwarded ancestor, or from the session span when it has none below
 the root; a span of the user's in between is skipped over. So every parent
 AgentOps receives is among what it receives.
 
