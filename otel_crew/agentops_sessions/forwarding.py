@@ -6,9 +6,10 @@ LLM inference span of a provider instrumentation (its ``gen_ai.operation.name``)
 The root itself is not: AgentOps has the session span in its place.
 
 Parents (the processor's ``anchor_of`` map, kept from ``on_start``): each
-forwarded span hangs, in AgentOps' copy, from its nearest forwarded ancestor, or from the session span when it has none below
-the root; a span of the user's in between is skipped over. So every parent
-AgentOps receives is among what it receives.
+forwarded span hangs, in AgentOps' copy, from its nearest forwarded
+ancestor, or from the session span when it has none below the root; a span
+of the user's in between is skipped over. So every parent AgentOps receives
+is among what it receives.
 
 The copy (``agentops_copy``) keeps the span's ids and trace (the session is a
 child of the root, in the root's trace), takes AgentOps' resource, and adds
