@@ -1,10 +1,13 @@
 """What AgentOps and the user's backend each receive for one pipeline, for an order of set-up steps.
 
-``tree_scenario.py STEPS``: STEPS is a comma-separated order of ``init``
-(``agentops.init()``, its import hook on), ``crewai`` (``import crewai``) and
-``instrument`` (otel-crew's bridge on). Then one root with two crews runs,
-otel-crew is uninstrumented, and one JSON line says what the user's exporter
-got, what the loopback AgentOps received, and what AgentOps' CrewAI
+``tree_scenario.py STEPS [WORKLOAD]``: STEPS is a comma-separated order of
+``init`` (``agentops.init()``, its import hook on), ``crewai`` (``import
+crewai``) and ``instrument`` (otel-crew's bridge on). Then one root with two
+crews runs: the local model's (``local``, the default), or the five-call
+pipeline on the loopback LLM server (``llm``), with ``+stream`` and
+``+genai`` (the GenAI OpenAI instrumentation on the user's provider) to add.
+Then otel-crew is uninstrumented, and one JSON line says what the user's
+exporter got, what the loopback AgentOps received, and what AgentOps' CrewAI
 instrumentation looked like while bridged and after.
 """
 
@@ -57,7 +60,41 @@ def received(stand_in: AgentOpsStandIn) -> list[dict[str, Any]]:
     ]
 
 
-def main(steps: list[str]) -> None:
+def run_pipeline(workload: str, provider: Any) -> Any:
+    """Runs the workload under one root; returns the root span."""
+    from otel_crew import workflow
+
+    if workload == "local":
+        from otel_crew.cli.demo_crews import research_crew
+
+        crews = (research_crew(name="research"), research_crew(name="writing"))
+        with workflow("two-crews") as root:
+            crews[0].kickoff(inputs={"topic": "a"})
+            crews[1].kickoff(inputs={"topic": "b"})
+        return root
+    from llm_pipeline import two_crews
+    from llm_server import LLMServer
+
+    server = LLMServer().start()
+    genai = None
+    if "+genai" in workload:
+        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
+        genai = OpenAIInstrumentor()
+        genai.instrument(tracer_provider=provider)
+    try:
+        research, publish = two_crews(server, stream="+stream" in workload)
+        with workflow("two-crews") as root:
+            research.kickoff()
+            publish.kickoff()
+    finally:
+        if genai is not None:
+            genai.uninstrument()
+        server.stop()
+    return root
+
+
+def main(steps: list[str], workload: str) -> None:
     stand_in = AgentOpsStandIn()
     stand_in.start()
     os.environ["AGENTOPS_API_ENDPOINT"] = stand_in.url
@@ -69,7 +106,7 @@ def main(steps: list[str]) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    from otel_crew import OtelCrewInstrumentor, workflow
+    from otel_crew import OtelCrewInstrumentor
 
     instrumentor = OtelCrewInstrumentor()
     for step in steps:
@@ -83,11 +120,7 @@ def main(steps: list[str]) -> None:
             before = crewai_instrumentation_state()
             instrumentor.instrument(tracer_provider=provider, agentops="on")
     bridged = crewai_instrumentation_state()
-    from otel_crew.cli.demo_crews import research_crew
-
-    with workflow("two-crews") as root:
-        research_crew(name="research").kickoff(inputs={"topic": "a"})
-        research_crew(name="writing").kickoff(inputs={"topic": "b"})
+    root = run_pipeline(workload, provider)
     instrumentor.uninstrument()
     provider.shutdown()
     from agentops.sdk.core import tracer
@@ -98,6 +131,7 @@ def main(steps: list[str]) -> None:
             "name": span.name,
             "span_id": f"{span.context.span_id:016x}",
             "parent": "" if span.parent is None else f"{span.parent.span_id:016x}",
+            "usage": {k: v for k, v in (span.attributes or {}).items() if k.startswith("gen_ai.usage.")},
         }
         for span in exporter.get_finished_spans()
     ]
@@ -115,4 +149,4 @@ def main(steps: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1].split(","))
+    main(sys.argv[1].split(","), sys.argv[2] if len(sys.argv) > 2 else "local")
