@@ -144,7 +144,9 @@ def main(steps: list[str], workload: str) -> None:
         "bridged": bridged,
         "after": crewai_instrumentation_state(),
     }
-    print(json.dumps(report), flush=True)
+    # The process' own stdout: CrewAI 0.130 filters sys.stdout (it drops any line containing "litellm").
+    sys.__stdout__.write("\n" + json.dumps(report) + "\n")  # streamed replies may leave a line open
+    sys.__stdout__.flush()
     stand_in.stop()
 
 
