@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import AGENTOPS, Spans
+from conftest import AGENTOPS, Spans, sdk_enabled
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from test_session_processor import agentops_sdk, bridging  # noqa: F401  (agentops_sdk: a fixture)
@@ -50,7 +50,9 @@ def test_each_session_is_reported_delivered_with_its_end_state_and_counted(
     agentops_sdk: Any,  # noqa: F811
 ) -> None:
     reader = InMemoryMetricReader()
-    bridge = AgentOpsSessionProcessor(meter_provider=MeterProvider(metric_readers=[reader]))
+    with sdk_enabled():
+        meter_provider = MeterProvider(metric_readers=[reader])
+    bridge = AgentOpsSessionProcessor(meter_provider=meter_provider)
     with bridging(spans, bridge):
         with workflow("reported", tracer_provider=spans.provider) as root:
             research_crew().kickoff(inputs={"topic": "a"})

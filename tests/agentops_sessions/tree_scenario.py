@@ -95,6 +95,7 @@ def run_pipeline(workload: str, provider: Any) -> Any:
 
 
 def main(steps: list[str], workload: str) -> None:
+    sdk_switch = os.environ.pop("OTEL_SDK_DISABLED", None)  # CrewAI 0.102's telemetry switch; see conftest
     stand_in = AgentOpsStandIn()
     stand_in.start()
     os.environ["AGENTOPS_API_ENDPOINT"] = stand_in.url
@@ -119,6 +120,8 @@ def main(steps: list[str], workload: str) -> None:
         elif step == "instrument":
             before = crewai_instrumentation_state()
             instrumentor.instrument(tracer_provider=provider, agentops="on")
+    if sdk_switch:  # the providers that must record are built: CrewAI's telemetry stays off
+        os.environ["OTEL_SDK_DISABLED"] = sdk_switch
     bridged = crewai_instrumentation_state()
     root = run_pipeline(workload, provider)
     instrumentor.uninstrument()
