@@ -1,12 +1,14 @@
 """In this process, with the real AgentOps SDK on the loopback stand-in: re-parenting past the user's own
-spans, and the delivery report and metric of each session."""
+spans, a flow run's steps and crews, and the delivery report and metric of each session."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
 from conftest import AGENTOPS, Spans, sdk_enabled
+from flow_examples import TwoCrews
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from test_session_processor import agentops_sdk, bridging  # noqa: F401  (agentops_sdk: a fixture)
@@ -77,3 +79,20 @@ def test_each_session_is_reported_delivered_with_its_end_state_and_counted(
     ]
     counted = {(p.attributes["end_state"], p.attributes["delivered"]): p.value for p in metric.data.data_points}
     assert counted == {("Success", True): 1, ("Fail", True): 1}
+
+
+def test_a_flow_run_reaches_agentops_with_its_steps_and_crews_in_one_tree(
+    spans: Spans,
+    agentops_sdk: Any,  # noqa: F811
+) -> None:
+    with bridging(spans), workflow("flowing", tracer_provider=spans.provider) as root:
+        TwoCrews().kickoff()
+    received = received_in(root.get_span_context().trace_id)
+    by_id = {span.span_id: span for span in received}
+    assert [span.name for span in received if span.parent_span_id not in by_id] == ["flowing.session"]
+    kinds = Counter(span.attributes.get("agentops.span.kind") for span in received)
+    assert kinds["task"] == 2 and kinds["workflow"] == 3  # the two steps; the flow run and its two crews
+    for crew in ("research", "writing"):
+        (kickoff,) = [span for span in received if span.name == f"invoke_workflow {crew}"]
+        assert by_id[kickoff.parent_span_id].attributes.get("agentops.span.kind") == "task"  # under its step
+    assert len(received) == len([span for span in spans.finished() if span.name != "flowing"]) + 1
