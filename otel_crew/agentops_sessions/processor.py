@@ -95,8 +95,9 @@ class _Session:
     # both miss each other, so a root without a session ends without the lock.
     opening: bool = False
     root_ended: bool = False
-    # Open spans below the root -> the span id AgentOps' copy hangs from: its own for a span AgentOps
-    # gets, else its nearest such ancestor's (forwarding.SESSION_ANCHOR: the session span).
+    # Open spans below the root started since its session opened -> the span id AgentOps' copy hangs
+    # from: its own for a span AgentOps gets, else its nearest such ancestor's (forwarding.SESSION_ANCHOR:
+    # the session span, also for a parent started before the session opened).
     anchor_of: dict[int, int] = field(default_factory=dict)
 
 
@@ -369,10 +370,15 @@ class AgentOpsSessionProcessor(SpanProcessor):
         session = self._index.add_child(span, parent)  # type: ignore[arg-type]  # a child's parent is not None
         if session is None or not session.opens_session:
             return
+        if session.trace_context is None:
+            if not _is_kickoff(span):
+                return  # no session (yet): nothing to forward, no cost for roots without AgentOps
+            self._open_session(session)
+            if session.trace_context is None:
+                return
+        # AgentOps gets this span (a copy) once it ends: its anchor is itself; else its nearest forwarded ancestor's.
         anchors, key = session.anchor_of, span.context.span_id
         anchors[key] = key if forwarding.forwarded_at_start(span) else anchors.get(parent.span_id, SESSION_ANCHOR)  # type: ignore[union-attr]
-        if session.trace_context is None and _is_kickoff(span):
-            self._open_session(session)
 
     def on_end(self, span: ReadableSpan) -> None:
         key = span.context.span_id  # span_key(span), one call fewer
