@@ -1,8 +1,9 @@
 """What otel-crew changes outside itself: nothing at construction, all undone at uninstrument.
 
-The AgentOps guards and the export repair go on at a bridge's first span and
-come off at its shutdown; 100 instrument/uninstrument cycles leave the patched
-objects, the guard count and the memory as one cycle does.
+The AgentOps guards, the export repair and the CrewAI hand-over go on at a
+bridge's first span (or its instrument()) and come off at its shutdown; 100
+instrument/uninstrument cycles leave the patched objects, the guard count and
+the memory as one cycle does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from crewai import Agent, Crew, Task
 from crewai.tools import BaseTool
 
 from otel_crew import OtelCrewInstrumentor, workflow
-from otel_crew.agentops_sessions import export_repair
+from otel_crew.agentops_sessions import crewai_handover, export_repair
 from otel_crew.agentops_sessions.auto_end_guards import GUARDS
 from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
 from otel_crew.roots.lifecycle import fork_hooks
@@ -41,6 +42,7 @@ def agentops_sdk() -> Any:
 
 def process_wide(agentops: Any) -> dict[str, Any]:
     """Every object otel-crew may replace, by identity."""
+    import agentops.instrumentation as registry
     from agentops.sdk.exporters import AuthenticatedOTLPExporter
 
     objects = {
@@ -48,6 +50,7 @@ def process_wide(agentops: Any) -> dict[str, Any]:
         "agentops.end_session": agentops.end_session,
         "legacy Session.end_session": vars(agentops.legacy.Session).get("end_session"),
         "AuthenticatedOTLPExporter.export": vars(AuthenticatedOTLPExporter)["export"],
+        "AgentOps' CrewAI registry entry": registry.AGENTIC_LIBRARIES["crewai"],
     }
     for owner, name in [(Crew, "kickoff"), (Crew, "kickoff_async"), (Agent, "execute_task"), (BaseTool, "run")]:
         objects[f"{owner.__name__}.{name}"] = vars(owner)[name]
@@ -73,6 +76,7 @@ def one_cycle(spans: Spans, number: int) -> None:
             tracer.start_as_current_span("invoke_workflow c", attributes={"gen_ai.operation.name": "invoke_workflow"}),
         ):
             assert GUARDS.installed >= 2 and export_repair.installed()  # on while a bridge runs
+            assert crewai_handover.held()
     finally:
         instrumentor.uninstrument()
 
@@ -81,7 +85,7 @@ def test_constructing_a_bridge_changes_nothing_global(agentops_sdk: Any) -> None
     before, hooks = process_wide(agentops_sdk), fork_hooks()
     bridge = AgentOpsSessionProcessor()
     assert changed(before, process_wide(agentops_sdk)) == []
-    assert GUARDS.installed == 0 and not export_repair.installed()
+    assert GUARDS.installed == 0 and not export_repair.installed() and not crewai_handover.held()
     assert fork_hooks() <= hooks + 1  # a weak entry in otel-crew's own list, not a new process hook
     bridge.shutdown()
 

@@ -136,3 +136,43 @@ def test_sdk_disabled_needs_fixing() -> None:
     run = doctor(OTEL_SDK_DISABLED="true", OTEL_TRACES_EXPORTER="none")
     assert "fix OTEL_SDK_DISABLED=true: every SDK tracer provider records nothing" in run.stdout
     assert run.returncode == 1
+
+
+# -- AgentOps: the key and the endpoint, asked for real (AgentOps' token exchange) ------------------
+
+
+def agentops_doctor(endpoint: str, key: str = "loopback-api-key") -> Run:
+    return doctor(
+        "--json",
+        OTEL_TRACES_EXPORTER="none",
+        AGENTOPS_API_ENDPOINT=endpoint,
+        AGENTOPS_API_KEY=key,
+    )
+
+
+def agentops_line(run: Run) -> dict[str, object]:
+    (line,) = [item for item in json.loads(run.stdout)["findings"] if item["check"] == "agentops"]
+    return line  # type: ignore[no-any-return]
+
+
+def test_agentops_taking_the_key_is_ok() -> None:
+    from conftest import AGENTOPS
+
+    run = agentops_doctor(AGENTOPS.url)
+    line = agentops_line(run)
+    assert line["ok"] is True and str(line["text"]).endswith(f"{AGENTOPS.url} took AGENTOPS_API_KEY"), line
+    assert run.returncode == 0
+
+
+def test_agentops_refusing_the_key_is_one_fix_line() -> None:
+    with plain_web_server(401) as url:  # as AgentOps answers a wrong key
+        line = agentops_line(agentops_doctor(url, key="wrong"))
+    assert line["ok"] is False
+    assert str(line["text"]).endswith(f"{url} refused AGENTOPS_API_KEY (HTTP 401): check the key"), line
+
+
+def test_agentops_not_answering_is_one_fix_line_within_the_timeout() -> None:
+    with black_hole() as url:
+        line = agentops_line(agentops_doctor(url))
+    assert line["ok"] is False
+    assert f"{url} did not answer within 3s" in str(line["text"]), line
