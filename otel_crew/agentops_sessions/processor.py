@@ -6,6 +6,12 @@ the session is ended exactly once, through ``agentops.end_trace`` on that
 session's own context (never AgentOps' module-global "current" session), with
 the end state from ``end_states.py``.
 
+Across processes (``roots/remote.py``): a root that hands work to another
+process opens its session at that hand-off, even when no kickoff runs here;
+the local part of a remote root (a worker's root under a marked remote
+parent) opens none. The workers' spans share the caller's trace, and so the
+session's.
+
 While a root owns the session, CrewAI's own automatic end is suppressed
 (``auto_end_guards.py``); a call from the user's own code always goes through.
 
@@ -39,7 +45,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanContext, StatusCode
 
 from otel_crew.agentops_sessions import export_repair
 from otel_crew.agentops_sessions.auto_end_guards import GUARDS, GuardHold
@@ -51,9 +57,10 @@ from otel_crew.agentops_sessions.end_states import (
     validated_end_states,
     validated_paused_end_state,
 )
-from otel_crew.roots.definition import RootIndex, span_key, starts_root
+from otel_crew.roots.definition import RootIndex, is_remote_part, span_key, starts_root
 from otel_crew.roots.journal import note_session
 from otel_crew.roots.lifecycle import on_fork_in_child
+from otel_crew.roots.remote import on_handoff
 from otel_crew.semconv import GEN_AI_OPERATION_NAME, OPERATION_INVOKE_WORKFLOW, ROOT_ATTRIBUTE, SCHEMA_URL
 from otel_crew.version import __version__
 
@@ -263,6 +270,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
         self._shut_down = False
         self._reset_state()
         on_fork_in_child(self._reset_state)
+        on_handoff(self._handed_off)
 
     def _import_agentops(self) -> Any:
         try:
@@ -304,7 +312,8 @@ class AgentOpsSessionProcessor(SpanProcessor):
         if starts_root(parent):
             bare_kickoff = _is_kickoff(span)
             key = span_key(span)
-            root_session = _Session(root=span, key=key, opens_session=self._auto_end or not bare_kickoff)
+            opens_session = (self._auto_end or not bare_kickoff) and not is_remote_part(parent)
+            root_session = _Session(root=span, key=key, opens_session=opens_session)
             self._index[key] = root_session
             self._open[key] = root_session
             if bare_kickoff:
@@ -332,6 +341,15 @@ class AgentOpsSessionProcessor(SpanProcessor):
             if self._open.pop(key, None) is None or session.trace_context is None:
                 return
             self._submit(session, *(outcome or self._outcome_of(span)))  # opened meanwhile: read it now
+
+    def _handed_off(self, context: SpanContext) -> bool:
+        """A span of a root here hands work to another process: the root's session opens now."""
+        session = self._index.get(context.span_id)
+        if session is None:
+            return False
+        if session.trace_context is None:
+            self._open_session(session)
+        return True
 
     # -- opening and ending -------------------------------------------------------
 
