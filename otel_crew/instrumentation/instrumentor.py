@@ -27,8 +27,8 @@ from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
 from otel_crew.instrumentation import baggage_guard, handoff
 from otel_crew.instrumentation.agent import AgentWrappers
 from otel_crew.instrumentation.attributes import capture_content_from_env
-from otel_crew.instrumentation.celery_wiring import CeleryWiring
 from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHandoff
+from otel_crew.instrumentation.celery_wiring import CeleryWiring
 from otel_crew.instrumentation.crash_recovery import recover_dead_roots_into
 from otel_crew.instrumentation.crew import CrewWrappers
 from otel_crew.instrumentation.flow import FlowWrappers, flow_class_module

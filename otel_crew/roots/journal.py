@@ -417,9 +417,10 @@ class RootJournal:
             )
             return db.execute(statement, (f"{trace_id:032x}",)).fetchall()
 
+        none: list[tuple[int, int, str, str]] = []
         latest = [
             last
-            for last, pid, start, host in self._run(read, [])
+            for last, pid, start, host in self._run(read, none)
             if (pid, host) != (me.pid, me.host) and not is_gone(ProcessIdentity(pid, start, host))
         ]
         return max(latest, default=None)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 from conftest import AGENTOPS, CREWAI, Spans, sdk_enabled
@@ -141,7 +141,7 @@ def caller(spans: Spans, remote: Remote) -> Iterator[Caller]:
 def sessions_of(trace_id: int, expected: int = 1) -> list[ReceivedSpan]:
     """Sessions AgentOps received for ``trace_id``, once ``expected`` are there, read after a flush."""
     wanted = f"{trace_id:032x}"
-    wait_until(f"{expected} session(s)", lambda: len([s for s in AGENTOPS.sessions() if s.trace_id == wanted]) >= expected)
+    wait_until(f"{expected} session(s)", lambda: sum(s.trace_id == wanted for s in AGENTOPS.sessions()) >= expected)
     return [session for session in AGENTOPS.delivered() if session.trace_id == wanted]
 
 
