@@ -136,3 +136,11 @@ def test_sdk_disabled_needs_fixing() -> None:
     run = doctor(OTEL_SDK_DISABLED="true", OTEL_TRACES_EXPORTER="none")
     assert "fix OTEL_SDK_DISABLED=true: every SDK tracer provider records nothing" in run.stdout
     assert run.returncode == 1
+
+
+def test_with_celery_installed_it_says_where_celerys_spans_must_go() -> None:
+    run = doctor("--json", OTEL_TRACES_EXPORTER="none")
+    report = json.loads(run.stdout)
+    (celery,) = [item for item in report["findings"] if item["check"] == "celery"]
+    assert report["packages"]["celery"] and report["packages"]["opentelemetry-instrumentation-celery"]
+    assert celery["ok"] is True and "without tracer_provider=... after agentops.init()" in celery["text"]
