@@ -43,7 +43,9 @@ __all__ = [
     "hold",
     "release",
     "repair_agentops_export",
+    "take_session_result",
     "take_undelivered_sessions",
+    "undelivered_detail",
     "undo_agentops_export_repair",
 ]
 
@@ -53,6 +55,7 @@ DEFAULT_EXPORT_TIMEOUT = 10.0
 """Seconds an export may take with no holder (OpenTelemetry's own default)."""
 _SESSION_KIND = "session"
 _REMEMBERED_FAILURES = 64
+_REMEMBERED_RESULTS = 10_000  # results nobody takes (sessions otel-crew did not end) stop here
 
 
 class BearerTokenOTLPExporter(SpanExporter):
@@ -106,6 +109,9 @@ class _ExportPolicy:
         self.deadline: float | None = None  # monotonic; set while a holder shuts down
         self.abandoned: frozenset[int] = frozenset()  # trace ids; replaced whole, read without the lock
         self.undelivered: collections.deque[str] = collections.deque(maxlen=_REMEMBERED_FAILURES)
+        # trace id -> whether the export carrying its session span succeeded; taken by the session's ender
+        self.session_results: dict[int, bool] = {}
+        self.last_failure = ""
         self.announced = False
 
     def timeout(self) -> float:
@@ -121,10 +127,15 @@ class _ExportPolicy:
             span.context is not None and span.context.trace_id in abandoned for span in spans
         )
 
-    def note_failed(self, spans: Sequence[ReadableSpan]) -> None:
+    def note_result(self, spans: Sequence[ReadableSpan], delivered: bool, timeout: float) -> None:
+        if not delivered:
+            self.last_failure = f"no answer from AgentOps within {timeout:g}s, or an error"
         for span in spans:
             if (span.attributes or {}).get("agentops.span.kind") == _SESSION_KIND:
-                self.undelivered.append(span.name)
+                if not delivered:
+                    self.undelivered.append(span.name)
+                if span.context is not None and len(self.session_results) < _REMEMBERED_RESULTS:
+                    self.session_results[span.context.trace_id] = delivered
 
 
 _POLICY = _ExportPolicy()
@@ -181,8 +192,7 @@ def _export(wrapped: Callable[..., SpanExportResult], exporter: Any, args: Any, 
         result = _replacement_for(exporter).export(spans, timeout)
     else:
         result = _own_export_within(timeout, wrapped, exporter, (spans,))
-    if result is not SpanExportResult.SUCCESS:
-        _POLICY.note_failed(spans)
+    _POLICY.note_result(spans, result is SpanExportResult.SUCCESS, timeout)
     return result
 
 
@@ -248,6 +258,16 @@ def take_undelivered_sessions() -> list[str]:
         names = list(_POLICY.undelivered)
         _POLICY.undelivered.clear()
     return names
+
+
+def take_session_result(trace_id: int) -> bool | None:
+    """Whether the export of the session span of ``trace_id`` succeeded (None: no export of it seen)."""
+    return _POLICY.session_results.pop(trace_id, None)
+
+
+def undelivered_detail() -> str:
+    """Why the last failed export failed, in words for a report."""
+    return _POLICY.last_failure or "AgentOps' export never ran"
 
 
 def installed() -> bool:

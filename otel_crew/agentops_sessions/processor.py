@@ -37,7 +37,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -47,7 +47,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, StatusCode
 
-from otel_crew.agentops_sessions import export_repair
+from otel_crew.agentops_sessions import crewai_handover, export_repair, forwarding
 from otel_crew.agentops_sessions.auto_end_guards import GUARDS, GuardHold
 from otel_crew.agentops_sessions.end_states import (
     PAUSED_END_STATE,
@@ -57,6 +57,7 @@ from otel_crew.agentops_sessions.end_states import (
     validated_end_states,
     validated_paused_end_state,
 )
+from otel_crew.agentops_sessions.forwarding import SESSION_ANCHOR
 from otel_crew.roots.definition import RootIndex, is_remote_part, span_key, starts_root
 from otel_crew.roots.journal import note_session
 from otel_crew.roots.lifecycle import on_fork_in_child
@@ -64,13 +65,14 @@ from otel_crew.roots.remote import on_handoff
 from otel_crew.semconv import GEN_AI_OPERATION_NAME, OPERATION_INVOKE_WORKFLOW, ROOT_ATTRIBUTE, SCHEMA_URL
 from otel_crew.version import __version__
 
-__all__ = ["AgentOpsSessionProcessor"]
+__all__ = ["AgentOpsSessionProcessor", "SessionReport"]
 
 _LOG = logging.getLogger(__name__)
 
 END_STATE_REASON_ATTRIBUTE = "agentops.session.end_state_reason"
 _MAX_TAGS = 16
 _NAMED_IN_LOG = 10
+_REPORTS_KEPT = 1000
 DEFAULT_FLUSH_TIMEOUT = 2.0
 """Seconds for all pending session ends together at flush and shutdown (and
 for any one export to AgentOps): the most a dead AgentOps can delay the exit."""
@@ -99,6 +101,9 @@ class _Session:
     # both miss each other, so a root without a session ends without the lock.
     opening: bool = False
     root_ended: bool = False
+    # Open spans below the root -> the span id AgentOps' copy hangs from: its own for a span AgentOps
+    # gets, else its nearest such ancestor's (forwarding.SESSION_ANCHOR: the session span).
+    anchor_of: dict[int, int] = field(default_factory=dict)
 
 
 def _is_kickoff(span: ReadableSpan) -> bool:
@@ -141,22 +146,50 @@ class _SessionEnd:
     reason: str
     name: str
     trace_id: int
+    root_span_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Forward:
+    """One span of a session's root for AgentOps, and the span id its copy hangs from."""
+
+    span: ReadableSpan
+    anchor: int
+    session: _Session
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReport:
+    """What became of one session: its root, its end state, and whether AgentOps took it."""
+
+    root_name: str
+    trace_id: int
+    root_span_id: int
+    end_state: str
+    delivered: bool
+    detail: str  # why not delivered; '' when delivered
+
+
+_Work = _SessionEnd | _Forward
+_WAKE_AT = 256
+"""Forwarded spans wait for the next session end (or flush) unless this many pile up."""
 
 
 class _SessionEnder:
-    """One daemon thread that ends sessions in order; started on first use.
-    Once stopped it takes no more work and drops what it had not begun."""
+    """One daemon thread that forwards spans and ends sessions, in order (a
+    session's spans go to AgentOps before its end flushes them); started on
+    first use. Once stopped it takes no more work and drops what it had not begun."""
 
-    def __init__(self, end: Callable[[_SessionEnd], None]) -> None:
+    def __init__(self, end: Callable[[_Work], None]) -> None:
         self._end = end
-        self._pending: collections.deque[_SessionEnd] = collections.deque()
-        self._current: _SessionEnd | None = None
+        self._pending: collections.deque[_Work] = collections.deque()
+        self._current: _Work | None = None
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
-    def submit(self, item: _SessionEnd) -> bool:
-        """Queue ``item``; False (refused) once stopped."""
+    def submit(self, item: _Work) -> bool:
+        """Queue ``item`` and wake the thread; False (refused) once stopped."""
         with self._condition:
             if self._stopped:
                 return False
@@ -166,6 +199,14 @@ class _SessionEnder:
                 self._thread.start()
             self._condition.notify_all()
         return True
+
+    def forward(self, item: _Forward) -> None:
+        """The hot path: a deque append (thread-safe); the thread is woken only
+        when many wait, else by the next session end or flush."""
+        pending = self._pending
+        pending.append(item)
+        if len(pending) >= _WAKE_AT:
+            self.submit(pending.pop())
 
     def _work(self) -> None:
         while True:
@@ -186,20 +227,24 @@ class _SessionEnder:
         return not self._pending and self._current is None
 
     def wait(self, deadline: float) -> bool:
-        """Until every submitted session is ended, or the ``deadline`` (monotonic)."""
+        """Until every submitted item is done, or the ``deadline`` (monotonic)."""
         with self._condition:
+            if self._pending and self._thread is None and not self._stopped:
+                self._thread = threading.Thread(target=self._work, name="otel-crew-agentops-sessions", daemon=True)
+                self._thread.start()
+            self._condition.notify_all()  # forwarded spans may wait unannounced
             return self._condition.wait_for(self._idle, max(0.0, deadline - time.monotonic()))
 
     def stop(self, deadline: float) -> list[_SessionEnd]:
-        """Wait until the ``deadline``, then take no more work; returns the ends
-        not done (dropped, or still in AgentOps' hands)."""
+        """Wait until the ``deadline``, then take no more work; returns the session
+        ends not done (dropped, or still in AgentOps' hands)."""
         self.wait(deadline)
         with self._condition:
             self._stopped = True
             undone = ([] if self._current is None else [self._current]) + list(self._pending)
             self._pending.clear()
             self._condition.notify_all()
-        return undone
+        return [item for item in undone if isinstance(item, _SessionEnd)]
 
 
 class AgentOpsSessionProcessor(SpanProcessor):
@@ -262,6 +307,12 @@ class AgentOpsSessionProcessor(SpanProcessor):
             unit="{call}",
             description="CrewAI's own AgentOps session calls suppressed inside a root",
         )
+        self._sessions_counter = meter.create_counter(
+            "otel_crew.agentops.sessions",
+            unit="{session}",
+            description="AgentOps sessions ended, by end state and whether AgentOps took them (delivered)",
+        )
+        self._reports: collections.deque[SessionReport] = collections.deque(maxlen=_REPORTS_KEPT)
         self._agentops = self._import_agentops()
         self._guard_hold: GuardHold | None = None
         # The hot path's one check: None until the first span, True while
@@ -288,10 +339,13 @@ class AgentOpsSessionProcessor(SpanProcessor):
         # this lock: rare events, once per root, never per span.
         self._lock = threading.Lock()
         self._closing = False
-        self._ender = _SessionEnder(self._end_session)
+        self._ender = _SessionEnder(self._work)
 
-    def _activate(self) -> bool:
-        """At the first span: put the guards and the export repair on."""
+    def activate(self) -> bool:
+        """Put the guards, the export repair and the CrewAI hand-over on (at the
+        first span, or earlier: ``instrument()`` calls it before it wraps CrewAI,
+        so that AgentOps' own CrewAI wrappers come off first). False without
+        AgentOps or once shut down."""
         with self._lock:
             if self._shut_down or self._agentops is None:
                 self._active = False
@@ -299,6 +353,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
             if self._active is None:
                 self._guard_hold = GUARDS.hold(self._agentops, self._inside_root, self._suppressed_call)
                 export_repair.hold(self, self._flush_timeout)
+                crewai_handover.hold(self)
                 self._active = True
         return True
 
@@ -306,7 +361,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         active = self._active
-        if active is not True and (active is False or not self._activate()):
+        if active is not True and (active is False or not self.activate()):
             return
         parent = span.parent
         if starts_root(parent):
@@ -320,13 +375,23 @@ class AgentOpsSessionProcessor(SpanProcessor):
                 self._open_session(root_session)
             return
         session = self._index.add_child(span, parent)  # type: ignore[arg-type]  # a child's parent is not None
-        if session is not None and session.trace_context is None and _is_kickoff(span):
+        if session is None or not session.opens_session:
+            return
+        anchors, key = session.anchor_of, span.context.span_id
+        anchors[key] = key if forwarding.forwarded_at_start(span) else anchors.get(parent.span_id, SESSION_ANCHOR)  # type: ignore[union-attr]
+        if session.trace_context is None and _is_kickoff(span):
             self._open_session(session)
 
     def on_end(self, span: ReadableSpan) -> None:
         key = span.context.span_id  # span_key(span), one call fewer
         session = self._index.pop(key, None)
-        if session is None or session.key != key:
+        if session is None:
+            return
+        if session.key != key:
+            anchors = session.anchor_of
+            if anchors.pop(key, None) == key and session.trace_context is not None:
+                parent = span.parent.span_id  # type: ignore[union-attr]  # below a root: it has one
+                self._ender.forward(_Forward(span, anchors.get(parent, SESSION_ANCHOR), session))
             return
         session.root_ended = True
         if not session.opening:
@@ -404,7 +469,28 @@ class AgentOpsSessionProcessor(SpanProcessor):
     def _submit(self, session: _Session, state: str, reason: str) -> None:
         """Under the lock."""
         context = session.root.get_span_context()
-        self._ender.submit(_SessionEnd(session.trace_context, state, reason, session.root.name, context.trace_id))
+        self._ender.submit(
+            _SessionEnd(session.trace_context, state, reason, session.root.name, context.trace_id, context.span_id)
+        )
+
+    def _work(self, item: _Work) -> None:
+        if isinstance(item, _Forward):
+            self._forward(item)
+        else:
+            self._end_session(item)
+
+    def _forward(self, item: _Forward) -> None:
+        try:
+            session_span = item.session.trace_context.span.get_span_context()
+            span = item.span
+            parent = (
+                session_span
+                if item.anchor == SESSION_ANCHOR
+                else SpanContext(span.context.trace_id, item.anchor, False, span.context.trace_flags)
+            )
+            forwarding.deliver([forwarding.agentops_copy(span, parent, forwarding.agentops_resource())])
+        except Exception:
+            _LOG.debug("otel-crew: a span could not be handed to AgentOps", exc_info=True)
 
     def _end_session(self, item: _SessionEnd) -> None:
         try:
@@ -413,6 +499,14 @@ class AgentOpsSessionProcessor(SpanProcessor):
             self._agentops.end_trace(item.trace_context, end_state=item.state)
         except Exception as error:
             self._warn("end", "AgentOps raised while ending a session (%s: %s); ignored", type(error).__name__, error)
+            self._report(item, False, f"AgentOps raised {type(error).__name__}")
+            return
+        delivered = export_repair.take_session_result(item.trace_id)
+        self._report(item, delivered is True, "" if delivered else export_repair.undelivered_detail())
+
+    def _report(self, item: _SessionEnd, delivered: bool, detail: str) -> None:
+        self._reports.append(SessionReport(item.name, item.trace_id, item.root_span_id, item.state, delivered, detail))
+        self._sessions_counter.add(1, {"end_state": item.state, "delivered": delivered})
 
     # -- CrewAI's automatic end -----------------------------------------------------
 
@@ -451,6 +545,8 @@ class AgentOpsSessionProcessor(SpanProcessor):
             undone = self._ender.stop(deadline)
             if undone:
                 export_repair.abandon_traces(item.trace_id for item in undone)
+            for item in undone:
+                self._report(item, False, f"AgentOps did not take it within flush_timeout={self._flush_timeout:g}s")
             self._say_undelivered([item.name for item in undone] + export_repair.take_undelivered_sessions())
         finally:
             export_repair.export_deadline(None)
@@ -474,8 +570,13 @@ class AgentOpsSessionProcessor(SpanProcessor):
             GUARDS.release(self._guard_hold)
             self._guard_hold = None
             export_repair.release(self)
+            crewai_handover.release(self)
 
     # -- introspection (tests, doctor) ----------------------------------------------------
+
+    def session_reports(self) -> list[SessionReport]:
+        """What became of the sessions ended so far (the last 1,000), oldest first."""
+        return list(self._reports)
 
     @property
     def open_roots(self) -> int:

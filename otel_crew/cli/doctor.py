@@ -13,6 +13,7 @@ from packaging.requirements import Requirement
 from packaging.version import InvalidVersion, Version
 
 from otel_crew import config
+from otel_crew.cli.agentops_probe import probe_agentops
 from otel_crew.cli.otlp_probe import probe
 from otel_crew.instrumentation.instrumentor import SUPPORTED_CREWAI
 
@@ -70,7 +71,7 @@ def crewai_findings() -> list[Finding]:
     return findings
 
 
-def agentops_finding() -> Finding:
+def agentops_finding(check_endpoint: bool = True) -> Finding:
     found = installed("agentops")
     if found is None:
         return Finding(
@@ -80,8 +81,15 @@ def agentops_finding() -> Finding:
     repair = ""
     if Version(found) < Version("0.5") and Version(otel) >= Version("1.45"):
         repair = f"; its exporter cannot send with OpenTelemetry {otel}, otel-crew repairs it"
-    key = "" if os.environ.get("AGENTOPS_API_KEY") else "; no AGENTOPS_API_KEY set, so agentops.init() has no key"
-    return Finding("agentops", True, f"AgentOps {found}: one session per root, ended with the root{repair}{key}")
+    sessions = f"AgentOps {found}: one session per root, ended with the root{repair}"
+    if not os.environ.get("AGENTOPS_API_KEY"):  # AgentOps installed but unused: not a fault
+        return Finding("agentops", True, f"{sessions}; no AGENTOPS_API_KEY set, so agentops.init() has no key")
+    if not check_endpoint:
+        return Finding("agentops", True, sessions)
+    answer = probe_agentops()
+    if not answer.ok:
+        return Finding("agentops", False, f"AgentOps {found}: {answer.detail}")
+    return Finding("agentops", True, f"{sessions}; {answer.detail}")
 
 
 def celery_finding() -> Finding | None:
@@ -150,7 +158,7 @@ def export_findings(settings: config.ExportSettings, check_endpoint: bool = True
 def diagnose(check_endpoint: bool = True) -> tuple[dict[str, str | None], list[Finding]]:
     """(installed versions by package, findings)."""
     packages = {name: installed(name) for name in PACKAGES}
-    findings = [*crewai_findings(), agentops_finding()]
+    findings = [*crewai_findings(), agentops_finding(check_endpoint)]
     problems = config.config_problems()
     findings += [Finding("config", False, problem) for problem in problems]
     if not problems:

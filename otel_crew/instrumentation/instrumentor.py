@@ -252,6 +252,9 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _install(self, provider: trace.TracerProvider | None, options: dict[str, Any]) -> None:
         """Each step records what it did before the next starts, for _uninstrument to undo."""
         processors = _processors(options)
+        for processor in processors:  # before CrewAI is wrapped: AgentOps' own CrewAI wrappers come off first
+            if isinstance(processor, AgentOpsSessionProcessor):
+                processor.activate()
         if isinstance(self._provider, trace.ProxyTracerProvider):  # no SDK provider yet: wait for one
             self._provider = provider = AwaitedProvider(processors)
             self._processors = processors

@@ -5,7 +5,10 @@ plain unwrapped output when piped, --json, and exit 1 when something needs fixin
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cli_run import (
@@ -144,3 +147,68 @@ def test_with_celery_installed_it_says_where_celerys_spans_must_go() -> None:
     (celery,) = [item for item in report["findings"] if item["check"] == "celery"]
     assert report["packages"]["celery"] and report["packages"]["opentelemetry-instrumentation-celery"]
     assert celery["ok"] is True and "without tracer_provider=... after agentops.init()" in celery["text"]
+
+
+# -- AgentOps: the key and the endpoint, asked for real (AgentOps' token exchange) ------------------
+
+
+def agentops_doctor(endpoint: str, key: str = "loopback-api-key") -> Run:
+    return doctor(
+        "--json",
+        OTEL_TRACES_EXPORTER="none",
+        AGENTOPS_API_ENDPOINT=endpoint,
+        AGENTOPS_API_KEY=key,
+    )
+
+
+def agentops_line(run: Run) -> dict[str, object]:
+    (line,) = [item for item in json.loads(run.stdout)["findings"] if item["check"] == "agentops"]
+    return line  # type: ignore[no-any-return]
+
+
+def test_agentops_taking_the_key_is_ok() -> None:
+    from conftest import AGENTOPS
+
+    run = agentops_doctor(AGENTOPS.url)
+    line = agentops_line(run)
+    assert line["ok"] is True and str(line["text"]).endswith(f"{AGENTOPS.url} took AGENTOPS_API_KEY"), line
+    assert run.returncode == 0
+
+
+@contextmanager
+def refusing_agentops() -> Iterator[str]:
+    """Answers the token request as AgentOps does a wrong key: 401."""
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_agentops_refusing_the_key_is_one_fix_line() -> None:
+    with refusing_agentops() as url:
+        line = agentops_line(agentops_doctor(url, key="wrong"))
+    assert line["ok"] is False
+    assert str(line["text"]).endswith(f"{url} refused AGENTOPS_API_KEY (HTTP 401): check the key"), line
+
+
+def test_agentops_not_answering_is_one_fix_line_within_the_timeout() -> None:
+    with black_hole() as url:
+        line = agentops_line(agentops_doctor(url))
+    assert line["ok"] is False
+    assert f"{url} did not answer within 3s" in str(line["text"]), line

@@ -1,0 +1,118 @@
+"""What AgentOps and the user's backend each receive for one pipeline, for an order of set-up steps.
+
+``tree_scenario.py STEPS``: STEPS is a comma-separated order of ``init``
+(``agentops.init()``, its import hook on), ``crewai`` (``import crewai``) and
+``instrument`` (otel-crew's bridge on). Then one root with two crews runs,
+otel-crew is uninstrumented, and one JSON line says what the user's exporter
+got, what the loopback AgentOps received, and what AgentOps' CrewAI
+instrumentation looked like while bridged and after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from agentops_server import AgentOpsStandIn
+
+
+def crewai_instrumentation_state() -> dict[str, Any]:
+    """AgentOps' registry entry for CrewAI and its active CrewAI instrumentor."""
+    import agentops.instrumentation as registry
+
+    active = [
+        type(instrumentor).__name__
+        for instrumentor in registry._active_instrumentors
+        if getattr(instrumentor, "_agentops_instrumented_package_key", None) == "crewai"
+    ]
+    instrumented = [
+        bool(getattr(instrumentor, "_is_instrumented_by_opentelemetry", False))
+        for instrumentor in registry._active_instrumentors
+        if getattr(instrumentor, "_agentops_instrumented_package_key", None) == "crewai"
+    ]
+    kickoff = None
+    if "crewai" in sys.modules:
+        method = vars(sys.modules["crewai"].Crew)["kickoff"]
+        kickoff = f"{type(method).__name__} {id(method)}"
+    return {
+        "entry": registry.AGENTIC_LIBRARIES["crewai"]["class_name"],
+        "active": active,
+        "instrumented": instrumented,
+        "kickoff": kickoff,
+    }
+
+
+def received(stand_in: AgentOpsStandIn) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": span.name,
+            "trace_id": span.trace_id,
+            "span_id": span.span_id,
+            "parent": span.parent_span_id,
+            "attributes": {k: v for k, v in span.attributes.items() if k.startswith(("gen_ai.", "agentops.span"))},
+        }
+        for span in stand_in.snapshot()
+    ]
+
+
+def main(steps: list[str]) -> None:
+    stand_in = AgentOpsStandIn()
+    stand_in.start()
+    os.environ["AGENTOPS_API_ENDPOINT"] = stand_in.url
+    os.environ["AGENTOPS_EXPORTER_ENDPOINT"] = f"{stand_in.url}/v1/traces"
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    from otel_crew import OtelCrewInstrumentor, workflow
+
+    instrumentor = OtelCrewInstrumentor()
+    for step in steps:
+        if step == "init":
+            import agentops
+
+            agentops.init(auto_start_session=False)
+        elif step == "crewai":
+            import crewai  # noqa: F401
+        elif step == "instrument":
+            before = crewai_instrumentation_state()
+            instrumentor.instrument(tracer_provider=provider, agentops="on")
+    bridged = crewai_instrumentation_state()
+    from otel_crew.cli.demo_crews import research_crew
+
+    with workflow("two-crews") as root:
+        research_crew(name="research").kickoff(inputs={"topic": "a"})
+        research_crew(name="writing").kickoff(inputs={"topic": "b"})
+    instrumentor.uninstrument()
+    provider.shutdown()
+    from agentops.sdk.core import tracer
+
+    tracer.provider.force_flush()
+    user = [
+        {
+            "name": span.name,
+            "span_id": f"{span.context.span_id:016x}",
+            "parent": "" if span.parent is None else f"{span.parent.span_id:016x}",
+        }
+        for span in exporter.get_finished_spans()
+    ]
+    report = {
+        "root_trace_id": f"{root.get_span_context().trace_id:032x}",
+        "root_span_id": f"{root.get_span_context().span_id:016x}",
+        "user": user,
+        "agentops": received(stand_in),
+        "before": before,
+        "bridged": bridged,
+        "after": crewai_instrumentation_state(),
+    }
+    print(json.dumps(report), flush=True)
+    stand_in.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1].split(","))
