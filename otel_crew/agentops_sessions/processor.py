@@ -61,7 +61,7 @@ from otel_crew.agentops_sessions.forwarding import SESSION_ANCHOR
 from otel_crew.roots.definition import RootIndex, is_remote_part, span_key, starts_root
 from otel_crew.roots.journal import note_session
 from otel_crew.roots.lifecycle import on_fork_in_child
-from otel_crew.roots.remote import on_handoff
+from otel_crew.roots.remote import MARKER_VALUE, anchor_value, on_handoff, remote_anchor
 from otel_crew.semconv import GEN_AI_OPERATION_NAME, OPERATION_INVOKE_WORKFLOW, ROOT_ATTRIBUTE, SCHEMA_URL
 from otel_crew.version import __version__
 
@@ -104,6 +104,9 @@ class _Session:
     # Open spans below the root -> the span id AgentOps' copy hangs from: its own for a span AgentOps
     # gets, else its nearest such ancestor's (forwarding.SESSION_ANCHOR: the session span).
     anchor_of: dict[int, int] = field(default_factory=dict)
+    # The local part of a remote root (roots/remote.py) opens no session: its spans are forwarded under
+    # the caller's session span, which the marker names.
+    remote_session: SpanContext | None = None
 
 
 def _is_kickoff(span: ReadableSpan) -> bool:
@@ -368,14 +371,16 @@ class AgentOpsSessionProcessor(SpanProcessor):
             bare_kickoff = _is_kickoff(span)
             key = span_key(span)
             opens_session = (self._auto_end or not bare_kickoff) and not is_remote_part(parent)
-            root_session = _Session(root=span, key=key, opens_session=opens_session)
+            root_session = _Session(
+                root=span, key=key, opens_session=opens_session, remote_session=remote_anchor(parent)
+            )
             self._index[key] = root_session
             self._open[key] = root_session
             if bare_kickoff:
                 self._open_session(root_session)
             return
         session = self._index.add_child(span, parent)  # type: ignore[arg-type]  # a child's parent is not None
-        if session is None or not session.opens_session:
+        if session is None or not (session.opens_session or session.remote_session is not None):
             return
         anchors, key = session.anchor_of, span.context.span_id
         anchors[key] = key if forwarding.forwarded_at_start(span) else anchors.get(parent.span_id, SESSION_ANCHOR)  # type: ignore[union-attr]
@@ -389,11 +394,14 @@ class AgentOpsSessionProcessor(SpanProcessor):
             return
         if session.key != key:
             anchors = session.anchor_of
-            if anchors.pop(key, None) == key and session.trace_context is not None:
+            forwarding_here = session.trace_context is not None or session.remote_session is not None
+            if anchors.pop(key, None) == key and forwarding_here:
                 parent = span.parent.span_id  # type: ignore[union-attr]  # below a root: it has one
                 self._ender.forward(_Forward(span, anchors.get(parent, SESSION_ANCHOR), session))
             return
         session.root_ended = True
+        if session.remote_session is not None:
+            self._ender.wait(time.monotonic())  # no session end here to wake the ender: its spans go now
         if not session.opening:
             # Most roots (a web request, say) have no session: no lock. An opener that
             # comes now sees root_ended and opens none.
@@ -407,14 +415,16 @@ class AgentOpsSessionProcessor(SpanProcessor):
                 return
             self._submit(session, *(outcome or self._outcome_of(span)))  # opened meanwhile: read it now
 
-    def _handed_off(self, context: SpanContext) -> bool:
-        """A span of a root here hands work to another process: the root's session opens now."""
+    def _handed_off(self, context: SpanContext) -> str | None:
+        """A span of a root here hands work to another process: the root's session opens now, and the
+        marker names its span, under which the other process forwards its spans."""
         session = self._index.get(context.span_id)
         if session is None:
-            return False
+            return None
         if session.trace_context is None:
             self._open_session(session)
-        return True
+        opened = session.trace_context
+        return MARKER_VALUE if opened is None else anchor_value(opened.span.get_span_context().span_id)
 
     # -- opening and ending -------------------------------------------------------
 
@@ -481,7 +491,8 @@ class AgentOpsSessionProcessor(SpanProcessor):
 
     def _forward(self, item: _Forward) -> None:
         try:
-            session_span = item.session.trace_context.span.get_span_context()
+            session = item.session
+            session_span = session.remote_session or session.trace_context.span.get_span_context()
             span = item.span
             parent = (
                 session_span

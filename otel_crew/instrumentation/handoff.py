@@ -8,7 +8,8 @@ publishes from a PRODUCER span) and a context injected by hand with
 ``opentelemetry.propagate.inject``. When the span being sent hands work off (a
 PRODUCER span, or a root itself) and a processor of ours knows its root, the
 ``traceparent`` goes out unchanged and the ``tracestate`` with otel-crew's
-marker added; the caller's context and spans are not altered. Anything else
+marker added (its value: the root's session span id once it has one, else
+1); the caller's context and spans are not altered. Anything else
 (an HTTP call inside a root, a span no processor of ours watches) is injected
 exactly as before. ``install()`` returns the patch; undoing it puts back the
 exact method that stood before.
@@ -38,9 +39,10 @@ def _marked_context(context: Context | None) -> Context | None:
     span_context = span.get_span_context()
     if not span_context.is_valid or carries_marker(span_context) or not isinstance(span, ReadableSpan):
         return None  # nothing to send, already marked (a worker's own spans), or not an SDK span
-    if not is_handoff(span, is_root(span)) or not handing_off(span_context):
+    value = handing_off(span_context) if is_handoff(span, is_root(span)) else None
+    if value is None:
         return None
-    return trace.set_span_in_context(trace.NonRecordingSpan(marked(span_context)), context)
+    return trace.set_span_in_context(trace.NonRecordingSpan(marked(span_context, value)), context)
 
 
 def _inject_with_marker(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -56,7 +56,7 @@ from opentelemetry.trace import SpanContext, Status, StatusCode
 from otel_crew.roots.definition import RootIndex, span_key, starts_root
 from otel_crew.roots.journal import RootJournal, journal_from_env
 from otel_crew.roots.lifecycle import on_exit, on_fork_in_child
-from otel_crew.roots.remote import on_handoff
+from otel_crew.roots.remote import MARKER_VALUE, on_handoff
 from otel_crew.semconv import SCHEMA_URL, UNCLOSED_ATTRIBUTE
 from otel_crew.version import __version__
 
@@ -310,13 +310,13 @@ class UnclosedRootProcessor(SpanProcessor):
             self._dropped_counter.add(1)
             self._flag(dropped, self._clock(), "too many open roots; no longer watched", None, dropped=True)
 
-    def _handed_off(self, context: SpanContext) -> bool:
+    def _handed_off(self, context: SpanContext) -> str | None:
         """A span of a root watched here hands work to another process."""
         record = self._index.get(context.span_id)
         if record is None:
-            return False
+            return None
         record.handed_off = True
-        return True
+        return MARKER_VALUE
 
     def _end_root(self, record: _Root) -> None:
         with self._lock:

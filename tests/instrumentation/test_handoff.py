@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind
 from otel_crew import OtelCrewInstrumentor, workflow
 from otel_crew.instrumentation.celery_wiring import SPLIT_WARNING
 from otel_crew.roots.definition import is_remote_part
+from otel_crew.roots.remote import remote_anchor
 
 celery_instrumentation = pytest.importorskip("opentelemetry.instrumentation.celery")
 
@@ -24,6 +25,13 @@ def sent() -> dict[str, str]:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier
+
+
+@pytest.fixture
+def instrumented(spans: Spans) -> Iterator[Spans]:
+    """Without sessions: the marker's value is 1 (with one, it names the session span: test_scaling_out)."""
+    with instrumenting(spans, agentops="off") as instrumented_spans:
+        yield instrumented_spans
 
 
 def test_a_handoff_sends_the_marker_and_nothing_else_does(instrumented: Spans) -> None:
@@ -59,6 +67,14 @@ def test_only_a_marked_remote_parent_makes_a_local_part() -> None:
     assert is_remote_part(marked.get_span_context())
     assert not is_remote_part(plain.get_span_context())
     assert not is_remote_part(None)
+    assert remote_anchor(plain.get_span_context()) is None
+    assert remote_anchor(marked.get_span_context()) is None  # 1: no session span named
+    anchored = propagate.extract({"traceparent": parent, "tracestate": "otelcrew=00f067aa0ba902b7"})
+    anchor = remote_anchor(trace.get_current_span(anchored).get_span_context())
+    assert anchor is not None and (anchor.trace_id, anchor.span_id) == (
+        0x0AF7651916CD43DD8448EB211C80319C,
+        0xF067AA0BA902B7,
+    )
 
 
 @pytest.fixture

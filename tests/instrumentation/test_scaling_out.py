@@ -182,6 +182,11 @@ def test_a_fanout_over_celery_is_one_trace_with_one_session_and_its_root_is_not_
     (session,) = sessions_of(trace_id)  # one, the caller's: no kickoff ran here, no worker opened one
     assert end_state(session) == "Success"
     assert session.parent_span_id == f"{root.get_span_context().span_id:016x}"
+    # The workers' crews reach it by the session's own path: forwarded by each worker under its span.
+    copies = {span.name: span for span in AGENTOPS.snapshot() if span.trace_id == session.trace_id}
+    for crew in ("invoke_workflow alpha", "invoke_workflow beta"):
+        assert copies[crew].parent_span_id == session.span_id, crew
+        assert copies[crew].span_id == kickoffs[crew].span_id
 
 
 def test_a_task_that_raises_marks_its_spans_error_and_the_callers_outcome_decides(
@@ -237,10 +242,11 @@ def test_a_process_pool_with_the_context_injected_by_hand_joins_the_root(caller:
             propagate.inject(carrier)
             done = pool.submit(remote_workers.pool_part, carrier, "gamma", LONGER_THAN_IDLE).result(timeout=BOUND)
     trace_id = root.get_span_context().trace_id
-    assert carrier["tracestate"] == "otelcrew=1"
     theirs = {span.name: span for span in remote.spans_of(trace_id)}
     assert theirs["pool part gamma"].parent_span_id == f"{root.get_span_context().span_id:016x}"
     assert "invoke_workflow gamma" in theirs
     assert done["elapsed"] > IDLE_TIMEOUT and caller.flagged == []
     (session,) = sessions_of(trace_id)
     assert end_state(session) == "Success"
+    assert carrier["tracestate"] == f"otelcrew={session.span_id}"  # the marker names the session span: no more
+    assert "invoke_workflow gamma" in [span.name for span in AGENTOPS.snapshot() if span.trace_id == session.trace_id]
