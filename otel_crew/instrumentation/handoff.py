@@ -17,51 +17,39 @@ exact method that stood before.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
 
-import wrapt
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_crew.instrumentation.patches import Patch
+from otel_crew.instrumentation.patches import Patch, inject_patch
 from otel_crew.roots.definition import is_root
 from otel_crew.roots.remote import carries_marker, handing_off, is_handoff, marked
 
 __all__ = ["install"]
 
+_LOG = logging.getLogger(__name__)
+
 
 def _marked_context(context: Context | None) -> Context | None:
-    """The context to inject: ``context`` (None: the current one) with its span's context marked, when
-    that span hands work off to a root of ours; else None (inject as given)."""
-    span = trace.get_current_span(context)
-    span_context = span.get_span_context()
-    if not span_context.is_valid or carries_marker(span_context) or not isinstance(span, ReadableSpan):
-        return None  # nothing to send, already marked (a worker's own spans), or not an SDK span
-    value = handing_off(span_context) if is_handoff(span, is_root(span)) else None
-    if value is None:
-        return None
-    return trace.set_span_in_context(trace.NonRecordingSpan(marked(span_context, value)), context)
-
-
-def _inject_with_marker(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    # inject(carrier, context=None, setter=default_setter)
-    given = kwargs.get("context", args[1] if len(args) > 1 else None)
+    """The context to send: ``context`` (None: the current one) with its span's context marked, when
+    that span hands work off to a root of ours; else ``context`` itself (sent as given)."""
     try:
-        context = _marked_context(given)
+        span = trace.get_current_span(context)
+        span_context = span.get_span_context()
+        if not span_context.is_valid or carries_marker(span_context) or not isinstance(span, ReadableSpan):
+            return context  # nothing to send, already marked (a worker's own spans), or not an SDK span
+        value = handing_off(span_context) if is_handoff(span, is_root(span)) else None
     except Exception:  # the marker is never worth a failed publish
-        context = None
-    if context is not None:
-        if len(args) > 1:
-            args = (args[0], context, *args[2:])
-        else:
-            kwargs = {**kwargs, "context": context}
-    return wrapped(*args, **kwargs)
+        _LOG.debug("otel-crew: no marker for this context", exc_info=True)
+        return context
+    if value is None:
+        return context
+    return trace.set_span_in_context(trace.NonRecordingSpan(marked(span_context, value)), context)
 
 
 def install() -> Patch:
     """Wrap ``TraceContextTextMapPropagator.inject``; the returned patch undoes it."""
-    original = vars(TraceContextTextMapPropagator)["inject"]
-    wrapt.wrap_function_wrapper(TraceContextTextMapPropagator, "inject", _inject_with_marker)
-    return Patch(TraceContextTextMapPropagator, "inject", original)
+    return inject_patch(TraceContextTextMapPropagator, _marked_context)
