@@ -9,6 +9,7 @@ concepts). A leaf module: every subpackage may import it.
 from __future__ import annotations
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.schemas import Schemas
 
@@ -32,15 +33,30 @@ __all__ = [
     "FLOW_PAUSED_ATTRIBUTE",
     "GEN_AI_AGENT_ID",
     "GEN_AI_AGENT_NAME",
+    "GEN_AI_CLIENT_OPERATION_DURATION",
+    "GEN_AI_CLIENT_TOKEN_USAGE",
     "GEN_AI_CONVERSATION_ID",
+    "GEN_AI_INPUT_MESSAGES",
     "GEN_AI_OPERATION_NAME",
+    "GEN_AI_OUTPUT_MESSAGES",
+    "GEN_AI_PROVIDER_NAME",
+    "GEN_AI_REQUEST_MODEL",
+    "GEN_AI_RESPONSE_FINISH_REASONS",
+    "GEN_AI_RESPONSE_ID",
+    "GEN_AI_RESPONSE_MODEL",
+    "GEN_AI_TOKEN_TYPE",
     "GEN_AI_TOOL_CALL_ARGUMENTS",
     "GEN_AI_TOOL_CALL_RESULT",
     "GEN_AI_TOOL_NAME",
     "GEN_AI_TOOL_TYPE",
+    "GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS",
+    "GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS",
     "GEN_AI_USAGE_INPUT_TOKENS",
     "GEN_AI_USAGE_OUTPUT_TOKENS",
+    "GEN_AI_USAGE_REASONING_OUTPUT_TOKENS",
     "GEN_AI_WORKFLOW_NAME",
+    "INFERENCE_OPERATIONS",
+    "OPERATION_CHAT",
     "OPERATION_EXECUTE_TOOL",
     "OPERATION_INVOKE_AGENT",
     "OPERATION_INVOKE_WORKFLOW",
@@ -50,6 +66,10 @@ __all__ = [
     "ROOT_ATTRIBUTE",
     "ROOT_OUTCOME_ATTRIBUTE",
     "SCHEMA_URL",
+    "TOKEN_TYPE_INPUT",
+    "TOKEN_TYPE_OUTPUT",
+    "TOTAL_INPUT_TOKENS",
+    "TOTAL_OUTPUT_TOKENS",
     "UNCLOSED_ATTRIBUTE",
 ]
 
@@ -67,10 +87,32 @@ GEN_AI_TOOL_CALL_ARGUMENTS = _gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS
 GEN_AI_TOOL_CALL_RESULT = _gen_ai.GEN_AI_TOOL_CALL_RESULT
 GEN_AI_USAGE_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
 GEN_AI_USAGE_OUTPUT_TOKENS = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = _gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
+GEN_AI_PROVIDER_NAME = _gen_ai.GEN_AI_PROVIDER_NAME
+GEN_AI_REQUEST_MODEL = _gen_ai.GEN_AI_REQUEST_MODEL
+GEN_AI_RESPONSE_MODEL = _gen_ai.GEN_AI_RESPONSE_MODEL
+GEN_AI_RESPONSE_ID = _gen_ai.GEN_AI_RESPONSE_ID
+GEN_AI_RESPONSE_FINISH_REASONS = _gen_ai.GEN_AI_RESPONSE_FINISH_REASONS
+GEN_AI_INPUT_MESSAGES = _gen_ai.GEN_AI_INPUT_MESSAGES
+GEN_AI_OUTPUT_MESSAGES = _gen_ai.GEN_AI_OUTPUT_MESSAGES
+GEN_AI_TOKEN_TYPE = _gen_ai.GEN_AI_TOKEN_TYPE
+TOKEN_TYPE_INPUT = _gen_ai.GenAiTokenTypeValues.INPUT.value
+TOKEN_TYPE_OUTPUT = _gen_ai.GenAiTokenTypeValues.OUTPUT.value
+
+GEN_AI_CLIENT_TOKEN_USAGE = _gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE
+GEN_AI_CLIENT_OPERATION_DURATION = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
 
 OPERATION_INVOKE_WORKFLOW = _gen_ai.GenAiOperationNameValues.INVOKE_WORKFLOW.value
 OPERATION_INVOKE_AGENT = _gen_ai.GenAiOperationNameValues.INVOKE_AGENT.value
 OPERATION_EXECUTE_TOOL = _gen_ai.GenAiOperationNameValues.EXECUTE_TOOL.value
+OPERATION_CHAT = _gen_ai.GenAiOperationNameValues.CHAT.value
+INFERENCE_OPERATIONS = frozenset(
+    {OPERATION_CHAT, _gen_ai.GenAiOperationNameValues.TEXT_COMPLETION.value, "generate_content"}
+)
+"""Operation names of an inference span: one of these inside an LLM call means a provider instrumentation
+recorded the call."""
 
 # -- otel-crew's own ---------------------------------------------------------
 
@@ -85,6 +127,12 @@ OUTCOME_RETURNED = "returned"
 OUTCOME_RAISED = "raised"
 RECOVERED_ATTRIBUTE = "otel_crew.root.recovered"
 """Set to true on a root whose process died, ended by a later process."""
+TOTAL_INPUT_TOKENS = "otel_crew.usage.input_tokens"
+"""On a crew kickoff, a flow run and a root: the input tokens of every LLM call below it (the semconv
+defines ``gen_ai.usage.*`` for inference and agent spans only; a backend summing those must not count
+these too)."""
+TOTAL_OUTPUT_TOKENS = "otel_crew.usage.output_tokens"
+"""As ``TOTAL_INPUT_TOKENS``, for output tokens."""
 FLOW_PAUSED_ATTRIBUTE = "otel_crew.flow.paused"
 """Set to true on a flow run that stopped to wait for human feedback."""
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from agentops_server import AgentOpsStandIn
+from llm_server import LLMServer
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -148,6 +149,14 @@ def fresh_context() -> Iterator[None]:
         yield
     finally:
         otel_context.detach(token)
+
+
+@pytest.fixture
+def llm_server() -> Iterator[LLMServer]:
+    """A loopback OpenAI-compatible (and Anthropic Messages) server for the test: ``script(...)`` its replies."""
+    server = LLMServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 __all__ = [
     "BearerTokenOTLPExporter",
     "abandon_traces",
+    "bound_metric_export",
     "export_deadline",
     "hold",
     "release",
@@ -258,6 +259,26 @@ def take_undelivered_sessions() -> list[str]:
         names = list(_POLICY.undelivered)
         _POLICY.undelivered.clear()
     return names
+
+
+def bound_metric_export(seconds: float) -> None:
+    """AgentOps' own metric exports (to its hard-wired host, at its exit too) take
+    at most ``seconds`` each from now on: the exporter's timeout, which bounds
+    OpenTelemetry's retries (on the exporter before OpenTelemetry 1.45, on its
+    client after)."""
+    try:
+        from agentops.sdk.core import tracer
+
+        readers = tracer._meter_provider._metric_readers
+    except Exception:  # not initialised, or laid out otherwise: nothing to bound
+        return
+    for reader in readers:
+        exporter = getattr(reader, "_exporter", None)
+        owners: tuple[Any, ...] = (exporter, getattr(exporter, "_client", None))
+        for owner in owners:
+            timeout = getattr(owner, "_timeout", None)
+            if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+                owner._timeout = min(timeout, max(seconds, 0.001))
 
 
 def take_session_result(trace_id: int) -> bool | None:

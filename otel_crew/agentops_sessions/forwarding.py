@@ -5,10 +5,11 @@ root (crew kickoffs, flow runs and steps, agents, tools, LLM calls) and every
 LLM inference span of a provider instrumentation (its ``gen_ai.operation.name``).
 The root itself is not: AgentOps has the session span in its place.
 
-Parents (``Anchors``): each forwarded span hangs, in AgentOps' copy, from its
-nearest forwarded ancestor, or from the session span when it has none below
-the root; a span of the user's in between is skipped over. So every parent
-AgentOps receives is among what it receives.
+Parents (the processor's ``anchor_of`` map, kept from ``on_start``): each
+forwarded span hangs, in AgentOps' copy, from its nearest forwarded
+ancestor, or from the session span when it has none below the root; a span
+of the user's in between is skipped over. So every parent AgentOps receives
+is among what it receives.
 
 The copy (``agentops_copy``) keeps the span's ids and trace (the session is a
 child of the root, in the root's trace), takes AgentOps' resource, and adds
@@ -36,8 +37,10 @@ from opentelemetry.util.types import AttributeValue
 from otel_crew.semconv import (
     CREWAI_FLOW_STEP,
     GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
+    INFERENCE_OPERATIONS,
     OPERATION_EXECUTE_TOOL,
     OPERATION_INVOKE_AGENT,
     OPERATION_INVOKE_WORKFLOW,
@@ -52,16 +55,14 @@ SESSION_ANCHOR = 0
 """An anchor meaning "the session span" (no span id is 0)."""
 
 SPAN_KIND = "agentops.span.kind"  # AgentOps' own attribute, read by its views
-LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 _KIND_OF_OPERATION = {
     OPERATION_INVOKE_WORKFLOW: "workflow",
     OPERATION_INVOKE_AGENT: "agent",
     OPERATION_EXECUTE_TOOL: "tool",
-    **dict.fromkeys(LLM_OPERATIONS, "llm"),
+    **dict.fromkeys(INFERENCE_OPERATIONS, "llm"),
 }
 # AgentOps' own LLM span names (its OpenAI instrumentor's), from the semconv ones.
 AGENTOPS_SYSTEM = "gen_ai.system"
-GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
 AGENTOPS_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"
 AGENTOPS_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"
 AGENTOPS_TOTAL_TOKENS = "gen_ai.usage.total_tokens"
@@ -73,7 +74,7 @@ def forwarded_at_start(span: ReadableSpan) -> bool:
     if scope is not None and scope.name == OUR_SCOPE:
         return True
     attributes = span.attributes
-    return attributes is not None and attributes.get(GEN_AI_OPERATION_NAME) in LLM_OPERATIONS
+    return attributes is not None and attributes.get(GEN_AI_OPERATION_NAME) in INFERENCE_OPERATIONS
 
 
 def _agentops_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:

@@ -73,6 +73,7 @@ END_STATE_REASON_ATTRIBUTE = "agentops.session.end_state_reason"
 _MAX_TAGS = 16
 _NAMED_IN_LOG = 10
 _REPORTS_KEPT = 1000
+_UNDELIVERED_SAID = False  # process-wide: the undelivered line is a WARNING once
 DEFAULT_FLUSH_TIMEOUT = 2.0
 """Seconds for all pending session ends together at flush and shutdown (and
 for any one export to AgentOps): the most a dead AgentOps can delay the exit."""
@@ -558,16 +559,25 @@ class AgentOpsSessionProcessor(SpanProcessor):
                 export_repair.abandon_traces(item.trace_id for item in undone)
             for item in undone:
                 self._report(item, False, f"AgentOps did not take it within flush_timeout={self._flush_timeout:g}s")
+            # AgentOps' own metric export at its exit (to a hard-wired host, which an offline or
+            # firewalled machine cannot reach) gets what is left of this shutdown's time, not
+            # OpenTelemetry's 10 s of retries: the sessions opened here are what it reports on.
+            export_repair.bound_metric_export(deadline - time.monotonic())
             self._say_undelivered([item.name for item in undone] + export_repair.take_undelivered_sessions())
         finally:
             export_repair.export_deadline(None)
             self._release_process_wide()
 
     def _say_undelivered(self, names: list[str]) -> None:
+        """One WARNING line per process (a later bridge's says it at DEBUG): the demo, doctor and
+        ``session_reports()`` tell the rest."""
+        global _UNDELIVERED_SAID
         if names:
             shown = ", ".join(repr(name.removesuffix(".session")) for name in names[:_NAMED_IN_LOG])
             more = f" and {len(names) - _NAMED_IN_LOG} more" if len(names) > _NAMED_IN_LOG else ""
-            _LOG.warning(
+            level, _UNDELIVERED_SAID = (logging.DEBUG if _UNDELIVERED_SAID else logging.WARNING), True
+            _LOG.log(
+                level,
                 "otel-crew: AgentOps did not take %d session(s) within flush_timeout=%gs (unreachable or slow?); "
                 "not delivered: %s%s",
                 len(names),

@@ -16,6 +16,7 @@ from typing import Any
 from packaging.version import Version
 from rich.console import Console
 
+from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor, SessionReport
 from otel_crew.cli.exit_codes import EXIT_FAILED, EXIT_MISSING, EXIT_OK, EXIT_USAGE
 from otel_crew.config import ConfigError, ExportSettings, OutageReporting, export_settings
 
@@ -84,13 +85,33 @@ def _agentops_start() -> bool:
     return bool(agentops.get_client().initialized)
 
 
-def _summary(spans: list[Any], trees: int, handled: list[str], export: _Export, agentops_ran: bool) -> str:
+def _session_notes(reports: list[SessionReport]) -> dict[int, str]:
+    """The root line's note per root span id: its end state, or that AgentOps did not take it."""
+    return {
+        report.root_span_id: f"AgentOps end state: {report.end_state}"
+        if report.delivered
+        else f"AgentOps: session not delivered ({report.detail})"
+        for report in reports
+    }
+
+
+def _sessions_clause(reports: list[SessionReport]) -> str:
+    lost = [report for report in reports if not report.delivered]
+    if not lost:
+        return "AgentOps: one session per root (end state on the root line)"
+    count = "session" if len(lost) == 1 else f"{len(lost)} sessions"
+    return f"AgentOps: {count} not delivered ({lost[0].detail}); run otel-crew doctor"
+
+
+def _summary(
+    spans: list[Any], trees: int, handled: list[str], export: _Export, reports: list[SessionReport] | None
+) -> str:
     failures = f", {len(handled)} failure handled by the pipeline" if handled else ""
     where = export.note
     if export.exporter is not None and export.exporter.ever_failed:
         where = f"{where}, but the export failed: spans dropped"
-    if agentops_ran:
-        sessions = "AgentOps: one session per root (end state on the root line)"
+    if reports is not None:
+        sessions = _sessions_clause(reports)
     else:
         sessions = "AgentOps off (pip install 'otel-crew[agentops]' and set AGENTOPS_API_KEY for one session per root)"
     traces = "1 trace" if trees == 1 else f"{trees} traces"
@@ -135,7 +156,8 @@ def _run(console: Console, settings: ExportSettings, agentops_on: bool) -> int:
         agentops_ran = agentops_on and _agentops_start()  # before _quiet_crewai: its provider must record
         _quiet_crewai()
         instrumentor = OtelCrewInstrumentor()
-        instrumentor.instrument(tracer_provider=provider, agentops="on" if agentops_ran else "off")
+        bridge = AgentOpsSessionProcessor() if agentops_ran else None
+        instrumentor.instrument(tracer_provider=provider, agentops=bridge or "off")
         try:
             handled = run_demo_pipeline(
                 provider, on_step=lambda title: status.update(f"running {title}") if status else None
@@ -150,8 +172,9 @@ def _run(console: Console, settings: ExportSettings, agentops_on: bool) -> int:
         console.print(f"the demo pipeline failed: {type(failure).__name__}: {failure}", markup=False, style="red")
         return EXIT_FAILED
     spans = list(collected.get_finished_spans())
-    trees = trace_trees(spans, show_end_state=agentops_ran)
+    reports = None if bridge is None else bridge.session_reports()
+    trees = trace_trees(spans, _session_notes(reports or []))
     for tree in trees:
         console.print(tree)
-    console.print(_summary(spans, len(trees), handled, export, agentops_ran), markup=False)
+    console.print(_summary(spans, len(trees), handled, export, reports), markup=False)
     return EXIT_OK

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 from rich.markup import escape
 from rich.tree import Tree
-
-from otel_crew.agentops_sessions.end_states import end_state
-from otel_crew.roots.definition import is_root
 
 _STATUS_STYLE = {StatusCode.OK: "green", StatusCode.ERROR: "bold red", StatusCode.UNSET: "dim"}
 
@@ -22,19 +19,21 @@ def _duration_ms(span: ReadableSpan) -> float:
     return (span.end_time - span.start_time) / 1e6
 
 
-def _label(span: ReadableSpan, show_end_state: bool) -> str:
+def _label(span: ReadableSpan, root_notes: Mapping[int, str]) -> str:
     code = span.status.status_code
     label = f"{escape(span.name)}  [{_STATUS_STYLE[code]}]{code.name}[/]  [dim]{_duration_ms(span):.1f} ms[/]"
     if code is StatusCode.ERROR and span.status.description:
         label += f"  [red]{escape(span.status.description)}[/]"
-    if show_end_state and is_root(span):
-        label += f"  [cyan]AgentOps end state: {escape(end_state(span))}[/]"
+    note = root_notes.get(span.context.span_id) if span.context is not None else None
+    if note is not None:
+        label += f"  [cyan]{escape(note)}[/]"
     return label
 
 
-def trace_trees(spans: Iterable[ReadableSpan], show_end_state: bool = False) -> list[Tree]:
+def trace_trees(spans: Iterable[ReadableSpan], root_notes: Mapping[int, str] | None = None) -> list[Tree]:
     """One tree per root span of ``spans`` (a span whose parent is not among them);
-    with ``show_end_state`` the root's line says the AgentOps end state it got."""
+    a span named in ``root_notes`` (by span id) carries its note (what became of its AgentOps session)."""
+    notes = root_notes or {}
     finished = sorted(spans, key=lambda span: span.start_time or 0)
     known = {span.context.span_id for span in finished if span.context is not None}
     children: dict[int | None, list[ReadableSpan]] = defaultdict(list)
@@ -43,13 +42,13 @@ def trace_trees(spans: Iterable[ReadableSpan], show_end_state: bool = False) -> 
         children[parent if parent in known else None].append(span)
 
     def grow(tree: Tree, span: ReadableSpan) -> None:
-        branch = tree.add(_label(span, show_end_state))
+        branch = tree.add(_label(span, notes))
         for child in children[span.context.span_id if span.context else None]:
             grow(branch, child)
 
     trees = []
     for root in children[None]:
-        tree = Tree(_label(root, show_end_state))
+        tree = Tree(_label(root, notes))
         for child in children[root.context.span_id if root.context else None]:
             grow(tree, child)
         trees.append(tree)

@@ -34,8 +34,6 @@ from otel_crew.semconv import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_TOOL_NAME,
     GEN_AI_TOOL_TYPE,
-    GEN_AI_USAGE_INPUT_TOKENS,
-    GEN_AI_USAGE_OUTPUT_TOKENS,
     GEN_AI_WORKFLOW_NAME,
     OPERATION_EXECUTE_TOOL,
     OPERATION_INVOKE_AGENT,
@@ -141,16 +139,6 @@ def crew_attributes(crew: Any, method: str) -> dict[str, AttributeValue | None]:
         CREWAI_CREW_ID: _id_text(getattr(crew, "id", None)),
         CREWAI_CREW_PROCESS: _process_name(crew),
         CREWAI_KICKOFF_METHOD: method,
-    }
-
-
-def usage_attributes(crew: Any) -> dict[str, AttributeValue | None]:
-    usage = getattr(crew, "usage_metrics", None)
-    prompt = getattr(usage, "prompt_tokens", None)
-    completion = getattr(usage, "completion_tokens", None)
-    return {
-        GEN_AI_USAGE_INPUT_TOKENS: prompt if isinstance(prompt, int) and prompt > 0 else None,
-        GEN_AI_USAGE_OUTPUT_TOKENS: completion if isinstance(completion, int) and completion > 0 else None,
     }
 
 

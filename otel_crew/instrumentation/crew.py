@@ -55,10 +55,8 @@ class CrewWrappers:
                 span.set_attribute(CREWAI_KICKOFF_INPUTS, inputs)
 
     def _after_kickoff(self, span: Span, crew: Any, result: Any) -> None:
-        if not span.is_recording():
-            return
-        span.set_attributes(attrs.safe_attributes(attrs.usage_attributes, crew))
-        if self.capture_content:
+        # Token totals come from the calls themselves (llm_usage.py), not from CrewAI's usage_metrics.
+        if self.capture_content and span.is_recording():
             output = attrs.content_text(result)
             if output is not None:
                 span.set_attribute(CREWAI_KICKOFF_OUTPUT, output)

@@ -32,6 +32,8 @@ from otel_crew.instrumentation.celery_wiring import CeleryWiring
 from otel_crew.instrumentation.crash_recovery import recover_dead_roots_into
 from otel_crew.instrumentation.crew import CrewWrappers
 from otel_crew.instrumentation.flow import FlowWrappers, flow_class_module
+from otel_crew.instrumentation.llm import LLMWrappers
+from otel_crew.instrumentation.llm_usage import LLMUsageProcessor
 from otel_crew.instrumentation.patches import Patch, PatchError, Row, apply, installed_crewai, report_missing
 from otel_crew.instrumentation.provider_order import AwaitedProvider, install_first, uninstall
 from otel_crew.instrumentation.tool import ToolWrappers
@@ -57,6 +59,7 @@ _OUR_OPTIONS = frozenset(
         "end_states",
         "paused_end_state",
         "celery",
+        "llm_spans",
     }
 )
 _AGENTOPS_MODES = ("auto", "on", "off")
@@ -80,6 +83,8 @@ _ADDED_IN = {
     "Agent.kickoff_async": "0.130",
     "Flow.akickoff": "1.0",
     "Flow.resume_async": "1.0",
+    "BaseLLM.__init_subclass__": "1.0",
+    "BaseLLM._emit_call_completed_event": "1.0",
 }
 
 CARRY_OVER_BEFORE = Version("1.11")
@@ -88,7 +93,7 @@ starts, so the carry-over rows stay out of the table: nothing to carry, and
 CrewAI's own tests read those methods' source, which must be CrewAI's."""
 
 
-def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[Row]:
+def _method_table(tracer: trace.Tracer, capture_content: bool, llms: LLMWrappers) -> list[Row]:
     """(module, class, method, wrapper) for every method we observe, with the
     context carry-over rows only where CrewAI does not carry the context itself
     (before ``CARRY_OVER_BEFORE``). A method a CrewAI version lacks is skipped,
@@ -134,6 +139,7 @@ def _method_table(tracer: trace.Tracer, capture_content: bool) -> list[Row]:
         (flow, "Flow", "akickoff", flows.kickoff_async),
         (flow, "Flow", "resume_async", flows.resume_async),
         (flow, "Flow", "_execute_method", flows.execute_method),
+        *llms.rows(),
     ]
 
 
@@ -154,6 +160,8 @@ def _check_options(options: dict[str, Any]) -> None:
     capture = options.get("capture_content")
     if capture is not None and not isinstance(capture, bool):
         raise TypeError(f"instrument(capture_content=...): expected bool or None, got {type(capture).__name__}")
+    if not isinstance(options.get("llm_spans", True), bool):
+        raise TypeError(f"instrument(llm_spans=...): expected bool, got {options['llm_spans']!r}")
     unclosed = options.get("unclosed_roots", True)
     if not isinstance(unclosed, (bool, UnclosedRootProcessor)):
         raise TypeError(f"instrument(unclosed_roots=...): expected bool or UnclosedRootProcessor, got {unclosed!r}")
@@ -251,7 +259,8 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _install(self, provider: trace.TracerProvider | None, options: dict[str, Any]) -> None:
         """Each step records what it did before the next starts, for _uninstrument to undo."""
-        processors = _processors(options)
+        usage = LLMUsageProcessor()
+        processors = [*_processors(options), usage]
         for processor in processors:  # before CrewAI is wrapped: AgentOps' own CrewAI wrappers come off first
             if isinstance(processor, AgentOpsSessionProcessor):
                 processor.activate()
@@ -263,9 +272,13 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 install_first(self._provider, processor)
                 self._processors.insert(0, processor)
         capture = options.get("capture_content")
+        capture = capture_content_from_env() if capture is None else capture
         tracer = trace.get_tracer("otel_crew", __version__, tracer_provider=provider, schema_url=SCHEMA_URL)
-        table = _method_table(tracer, capture_content_from_env() if capture is None else capture)
-        missing = apply(table, self._patches)
+        llms = LLMWrappers(
+            tracer, options.get("meter_provider"), capture, usage, options.get("llm_spans", True), self._patches
+        )
+        missing = apply(_method_table(tracer, capture, llms), self._patches)
+        llms.wrap_existing()
         self._patches.append(baggage_guard.install())
         self._patches.append(handoff.install())
         workflow_module.use_tracer_provider(provider)

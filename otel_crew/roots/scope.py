@@ -81,7 +81,7 @@ def _is_foreign(span: Span, tracer: trace.Tracer) -> bool:
     return getattr(span, "resource", resource) is not resource
 
 
-def _parent_context(tracer: trace.Tracer, parent: Context | None) -> Context:
+def own_parent_context(tracer: trace.Tracer, parent: Context | None) -> Context:
     base = parent if parent is not None else otel_context.get_current()
     if not _is_foreign(trace.get_current_span(base), tracer):
         return base
@@ -137,7 +137,7 @@ class SpanScope:
         self._links = links
 
     def __enter__(self) -> Span:
-        base = _parent_context(self._tracer, self._parent)
+        base = own_parent_context(self._tracer, self._parent)
         if self._extra_context:
             for key, value in self._extra_context.items():
                 base = otel_context.set_value(key, value, base)

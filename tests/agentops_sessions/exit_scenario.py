@@ -30,9 +30,8 @@ class Collect(logging.Handler):
 def main(url: str, bridge: str) -> None:
     os.environ["AGENTOPS_API_ENDPOINT"] = url
     os.environ["AGENTOPS_EXPORTER_ENDPOINT"] = f"{url}/v1/traces"
-    # AgentOps always sends its metrics to its public endpoint, which an offline
-    # machine cannot reach: a noisy wait of several seconds in both runs alike.
-    os.environ["OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"] = "0.5"
+    # AgentOps sends its own metrics to its public host (hard-wired), which an offline machine
+    # cannot reach: the bridge keeps that export within the exit bound too.
     sdk_switch = os.environ.pop("OTEL_SDK_DISABLED", None)  # CrewAI 0.102's telemetry switch; see conftest
     collected = Collect()
     logging.getLogger("otel_crew").addHandler(collected)
@@ -41,6 +40,7 @@ def main(url: str, bridge: str) -> None:
     atexit.register(lambda: print(json.dumps(report), flush=True))
 
     import agentops
+    from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
 
     agentops.init(auto_start_session=False, instrument_llm_calls=False)
@@ -51,7 +51,8 @@ def main(url: str, bridge: str) -> None:
     from otel_crew import OtelCrewInstrumentor, workflow
     from otel_crew.cli.demo_crews import research_crew
 
-    OtelCrewInstrumentor().instrument(tracer_provider=provider, agentops=bridge)
+    # The user's own meter provider: otel-crew's metrics go there, not to AgentOps' global one.
+    OtelCrewInstrumentor().instrument(tracer_provider=provider, meter_provider=MeterProvider(), agentops=bridge)
     results = [research_crew().kickoff(inputs={"topic": "warm-up"}).raw.split(" ")[0]]  # imports done before timing
     for number in range(2):
         with workflow(f"pipeline-{number}"):

@@ -422,7 +422,7 @@ def test_force_flush_mid_pipeline_keeps_the_root_and_its_session_open(bridged: S
     assert bridge_of(bridged).open_roots == 0
 
 
-EXIT_BOUND_SECONDS = 3.0
+EXIT_BOUND_SECONDS = 2.0
 """The README's promise: a dead AgentOps delays the exit by at most this much."""
 EXIT_MARGIN_SECONDS = 2.0
 """For a loaded CI machine: both runs are measured here, and only their difference counts."""

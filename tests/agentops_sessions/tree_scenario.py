@@ -1,10 +1,13 @@
 """What AgentOps and the user's backend each receive for one pipeline, for an order of set-up steps.
 
-``tree_scenario.py STEPS``: STEPS is a comma-separated order of ``init``
-(``agentops.init()``, its import hook on), ``crewai`` (``import crewai``) and
-``instrument`` (otel-crew's bridge on). Then one root with two crews runs,
-otel-crew is uninstrumented, and one JSON line says what the user's exporter
-got, what the loopback AgentOps received, and what AgentOps' CrewAI
+``tree_scenario.py STEPS [WORKLOAD]``: STEPS is a comma-separated order of
+``init`` (``agentops.init()``, its import hook on), ``crewai`` (``import
+crewai``) and ``instrument`` (otel-crew's bridge on). Then one root with two
+crews runs: the local model's (``local``, the default), or the five-call
+pipeline on the loopback LLM server (``llm``), with ``+stream`` and
+``+genai`` (the GenAI OpenAI instrumentation on the user's provider) to add.
+Then otel-crew is uninstrumented, and one JSON line says what the user's
+exporter got, what the loopback AgentOps received, and what AgentOps' CrewAI
 instrumentation looked like while bridged and after.
 """
 
@@ -57,7 +60,42 @@ def received(stand_in: AgentOpsStandIn) -> list[dict[str, Any]]:
     ]
 
 
-def main(steps: list[str]) -> None:
+def run_pipeline(workload: str, provider: Any) -> Any:
+    """Runs the workload under one root; returns the root span."""
+    from otel_crew import workflow
+
+    if workload == "local":
+        from otel_crew.cli.demo_crews import research_crew
+
+        crews = (research_crew(name="research"), research_crew(name="writing"))
+        with workflow("two-crews") as root:
+            crews[0].kickoff(inputs={"topic": "a"})
+            crews[1].kickoff(inputs={"topic": "b"})
+        return root
+    from llm_pipeline import two_crews
+    from llm_server import LLMServer
+
+    server = LLMServer().start()
+    genai = None
+    if "+genai" in workload:
+        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
+        genai = OpenAIInstrumentor()
+        genai.instrument(tracer_provider=provider)
+    try:
+        research, publish = two_crews(server, stream="+stream" in workload)
+        with workflow("two-crews") as root:
+            research.kickoff()
+            publish.kickoff()
+    finally:
+        if genai is not None:
+            genai.uninstrument()
+        server.stop()
+    return root
+
+
+def main(steps: list[str], workload: str) -> None:
+    sdk_switch = os.environ.pop("OTEL_SDK_DISABLED", None)  # CrewAI 0.102's telemetry switch; see conftest
     stand_in = AgentOpsStandIn()
     stand_in.start()
     os.environ["AGENTOPS_API_ENDPOINT"] = stand_in.url
@@ -69,7 +107,7 @@ def main(steps: list[str]) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    from otel_crew import OtelCrewInstrumentor, workflow
+    from otel_crew import OtelCrewInstrumentor
 
     instrumentor = OtelCrewInstrumentor()
     for step in steps:
@@ -82,12 +120,10 @@ def main(steps: list[str]) -> None:
         elif step == "instrument":
             before = crewai_instrumentation_state()
             instrumentor.instrument(tracer_provider=provider, agentops="on")
+    if sdk_switch:  # the providers that must record are built: CrewAI's telemetry stays off
+        os.environ["OTEL_SDK_DISABLED"] = sdk_switch
     bridged = crewai_instrumentation_state()
-    from otel_crew.cli.demo_crews import research_crew
-
-    with workflow("two-crews") as root:
-        research_crew(name="research").kickoff(inputs={"topic": "a"})
-        research_crew(name="writing").kickoff(inputs={"topic": "b"})
+    root = run_pipeline(workload, provider)
     instrumentor.uninstrument()
     provider.shutdown()
     from agentops.sdk.core import tracer
@@ -98,6 +134,7 @@ def main(steps: list[str]) -> None:
             "name": span.name,
             "span_id": f"{span.context.span_id:016x}",
             "parent": "" if span.parent is None else f"{span.parent.span_id:016x}",
+            "usage": {k: v for k, v in (span.attributes or {}).items() if k.startswith("gen_ai.usage.")},
         }
         for span in exporter.get_finished_spans()
     ]
@@ -110,9 +147,11 @@ def main(steps: list[str]) -> None:
         "bridged": bridged,
         "after": crewai_instrumentation_state(),
     }
-    print(json.dumps(report), flush=True)
+    # The process' own stdout: CrewAI 0.130 filters sys.stdout (it drops any line containing "litellm").
+    sys.__stdout__.write("\n" + json.dumps(report) + "\n")  # streamed replies may leave a line open
+    sys.__stdout__.flush()
     stand_in.stop()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1].split(","))
+    main(sys.argv[1].split(","), sys.argv[2] if len(sys.argv) > 2 else "local")

@@ -62,13 +62,13 @@ def black_hole() -> Iterator[str]:
 
 
 @contextmanager
-def plain_web_server() -> Iterator[str]:
-    """An HTTP server that is not an OTLP receiver: 404 for every path."""
+def plain_web_server(status: int = 404) -> Iterator[str]:
+    """An HTTP server that is not an OTLP receiver: ``status`` (404) for every path."""
 
     class NotFound(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(404)
+            self.send_response(status)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", "0")
             self.end_headers()

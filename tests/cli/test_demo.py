@@ -198,3 +198,29 @@ def test_help_everywhere(arguments: list[str]) -> None:
 
 def test_bad_usage_exits_2() -> None:
     assert otel_crew("bogus").returncode == 2
+
+
+DEAD_AGENTOPS_BOUND_SECONDS = 2.0
+"""A dead AgentOps adds at most this to the demo (docs/agentops.md)."""
+DEAD_AGENTOPS_MARGIN_SECONDS = 5.0
+"""The run with a key also imports and initialises AgentOps (about 1 s here), and
+both start Python and CrewAI afresh on a shared machine: what must fail is a
+wait as long as AgentOps' own at exit (8 to 10 s of metric-export retries)."""
+
+
+def test_an_unreachable_agentops_is_said_in_one_line_and_bounded() -> None:
+    without_key = demo()
+    with black_hole() as url:
+        dead = demo(
+            AGENTOPS_API_KEY="loopback-api-key",
+            AGENTOPS_API_ENDPOINT=url,
+            AGENTOPS_EXPORTER_ENDPOINT=f"{url}/v1/traces",
+        )
+    assert dead.returncode == 0, dead.stdout + dead.stderr
+    first = dead.stdout.splitlines()[0]
+    assert first.startswith("demo-pipeline  OK") and "AgentOps: session not delivered (" in first, first
+    assert "AgentOps end state" not in dead.stdout
+    assert "AgentOps: session not delivered (" in summary(dead) and "run otel-crew doctor" in summary(dead)
+    assert dead.stderr == ""  # nothing but the demo's own lines
+    print(f"demo without a key {without_key.seconds:.1f}s, with a dead AgentOps {dead.seconds:.1f}s")  # pytest -s
+    assert dead.seconds - without_key.seconds < DEAD_AGENTOPS_BOUND_SECONDS + DEAD_AGENTOPS_MARGIN_SECONDS

@@ -5,10 +5,7 @@ plain unwrapped output when piped, --json, and exit 1 when something needs fixin
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cli_run import (
@@ -175,33 +172,8 @@ def test_agentops_taking_the_key_is_ok() -> None:
     assert run.returncode == 0
 
 
-@contextmanager
-def refusing_agentops() -> Iterator[str]:
-    """Answers the token request as AgentOps does a wrong key: 401."""
-
-    class Refuse(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(401)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
 def test_agentops_refusing_the_key_is_one_fix_line() -> None:
-    with refusing_agentops() as url:
+    with plain_web_server(401) as url:  # as AgentOps answers a wrong key
         line = agentops_line(agentops_doctor(url, key="wrong"))
     assert line["ok"] is False
     assert str(line["text"]).endswith(f"{url} refused AGENTOPS_API_KEY (HTTP 401): check the key"), line
