@@ -6,6 +6,12 @@ the session is ended exactly once, through ``agentops.end_trace`` on that
 session's own context (never AgentOps' module-global "current" session), with
 the end state from ``end_states.py``.
 
+Across processes (``roots/remote.py``): a root that hands work to another
+process opens its session at that hand-off, even when no kickoff runs here;
+the local part of a remote root (a worker's root under a marked remote
+parent) opens none. The workers' spans share the caller's trace, and so the
+session's.
+
 While a root owns the session, CrewAI's own automatic end is suppressed
 (``auto_end_guards.py``); a call from the user's own code always goes through.
 
@@ -52,9 +58,10 @@ from otel_crew.agentops_sessions.end_states import (
     validated_paused_end_state,
 )
 from otel_crew.agentops_sessions.forwarding import SESSION_ANCHOR
-from otel_crew.roots.definition import RootIndex, span_key, starts_root
+from otel_crew.roots.definition import RootIndex, is_remote_part, span_key, starts_root
 from otel_crew.roots.journal import note_session
 from otel_crew.roots.lifecycle import on_fork_in_child
+from otel_crew.roots.remote import MARKER_VALUE, anchor_value, on_handoff, remote_anchor
 from otel_crew.semconv import GEN_AI_OPERATION_NAME, OPERATION_INVOKE_WORKFLOW, ROOT_ATTRIBUTE, SCHEMA_URL
 from otel_crew.version import __version__
 
@@ -99,6 +106,9 @@ class _Session:
     # from: its own for a span AgentOps gets, else its nearest such ancestor's (forwarding.SESSION_ANCHOR:
     # the session span, also for a parent started before the session opened).
     anchor_of: dict[int, int] = field(default_factory=dict)
+    # The local part of a remote root (roots/remote.py) opens no session: its spans are forwarded under
+    # the caller's session span, which the marker names.
+    remote_session: SpanContext | None = None
 
 
 def _is_kickoff(span: ReadableSpan) -> bool:
@@ -316,6 +326,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
         self._shut_down = False
         self._reset_state()
         on_fork_in_child(self._reset_state)
+        on_handoff(self._handed_off)
 
     def _import_agentops(self) -> Any:
         try:
@@ -361,14 +372,17 @@ class AgentOpsSessionProcessor(SpanProcessor):
         if starts_root(parent):
             bare_kickoff = _is_kickoff(span)
             key = span_key(span)
-            root_session = _Session(root=span, key=key, opens_session=self._auto_end or not bare_kickoff)
+            opens_session = (self._auto_end or not bare_kickoff) and not is_remote_part(parent)
+            root_session = _Session(
+                root=span, key=key, opens_session=opens_session, remote_session=remote_anchor(parent)
+            )
             self._index[key] = root_session
             self._open[key] = root_session
             if bare_kickoff:
                 self._open_session(root_session)
             return
         session = self._index.add_child(span, parent)  # type: ignore[arg-type]  # a child's parent is not None
-        if session is None or not session.opens_session:
+        if session is None or not (session.opens_session or session.remote_session is not None):
             return
         if session.trace_context is None:
             if not _is_kickoff(span):
@@ -387,11 +401,14 @@ class AgentOpsSessionProcessor(SpanProcessor):
             return
         if session.key != key:
             anchors = session.anchor_of
-            if anchors.pop(key, None) == key and session.trace_context is not None:
+            forwarding_here = session.trace_context is not None or session.remote_session is not None
+            if anchors.pop(key, None) == key and forwarding_here:
                 parent = span.parent.span_id  # type: ignore[union-attr]  # below a root: it has one
                 self._ender.forward(_Forward(span, anchors.get(parent, SESSION_ANCHOR), session))
             return
         session.root_ended = True
+        if session.remote_session is not None:
+            self._ender.wait(time.monotonic())  # no session end here to wake the ender: its spans go now
         if not session.opening:
             # Most roots (a web request, say) have no session: no lock. An opener that
             # comes now sees root_ended and opens none.
@@ -404,6 +421,17 @@ class AgentOpsSessionProcessor(SpanProcessor):
             if self._open.pop(key, None) is None or session.trace_context is None:
                 return
             self._submit(session, *(outcome or self._outcome_of(span)))  # opened meanwhile: read it now
+
+    def _handed_off(self, context: SpanContext) -> str | None:
+        """A span of a root here hands work to another process: the root's session opens now, and the
+        marker names its span, under which the other process forwards its spans."""
+        session = self._index.get(context.span_id)
+        if session is None:
+            return None
+        if session.trace_context is None:
+            self._open_session(session)
+        opened = session.trace_context
+        return MARKER_VALUE if opened is None else anchor_value(opened.span.get_span_context().span_id)
 
     # -- opening and ending -------------------------------------------------------
 
@@ -470,7 +498,8 @@ class AgentOpsSessionProcessor(SpanProcessor):
 
     def _forward(self, item: _Forward) -> None:
         try:
-            session_span = item.session.trace_context.span.get_span_context()
+            session = item.session
+            session_span = session.remote_session or session.trace_context.span.get_span_context()
             span = item.span
             parent = (
                 session_span

@@ -26,6 +26,8 @@ PACKAGES = (
     "opentelemetry-exporter-otlp-proto-grpc",
     "opentelemetry-exporter-otlp-proto-http",
     "opentelemetry-distro",
+    "celery",
+    "opentelemetry-instrumentation-celery",
 )
 
 
@@ -90,6 +92,26 @@ def agentops_finding(check_endpoint: bool = True) -> Finding:
     return Finding("agentops", True, f"{sessions}; {answer.detail}")
 
 
+def celery_finding() -> Finding | None:
+    """Celery with its instrumentor: the trace crosses the broker when both sides use otel-crew's provider."""
+    if installed("celery") is None:
+        return None
+    if installed("opentelemetry-instrumentation-celery") is None:
+        return Finding(
+            "celery",
+            True,
+            "Celery without opentelemetry-instrumentation-celery: a task's crews start a trace and a session of "
+            "their own in the worker (pip install 'otel-crew[celery]')",
+        )
+    return Finding(
+        "celery",
+        True,
+        "Celery: instrument() puts Celery's instrumentor on otel-crew's provider (in workers: in a "
+        "worker_process_init handler); a CeleryInstrumentor().instrument() of your own without "
+        "tracer_provider=... after agentops.init() sends Celery's spans to AgentOps' provider and splits the trace",
+    )
+
+
 def _zero_code_finding() -> Finding | None:
     disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
     if "otel_crew" in [part.strip() for part in disabled.split(",")]:
@@ -141,9 +163,7 @@ def diagnose(check_endpoint: bool = True) -> tuple[dict[str, str | None], list[F
     findings += [Finding("config", False, problem) for problem in problems]
     if not problems:
         findings += export_findings(config.export_settings(), check_endpoint)
-    zero_code = _zero_code_finding()
-    if zero_code is not None:
-        findings.append(zero_code)
+    findings += [finding for finding in (celery_finding(), _zero_code_finding()) if finding is not None]
     return packages, findings
 
 

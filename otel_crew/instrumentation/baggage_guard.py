@@ -19,14 +19,11 @@ OT's ``ot-baggage-``) and subclasses that override ``inject`` without calling it
 
 from __future__ import annotations
 
-from typing import Any
-
-import wrapt
 from opentelemetry import baggage
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context, get_current
 
-from otel_crew.instrumentation.patches import Patch
+from otel_crew.instrumentation.patches import Patch, inject_patch
 
 __all__ = ["CREWAI_BAGGAGE_KEYS", "install"]
 
@@ -46,21 +43,6 @@ def _without_crewai_entries(context: Context | None) -> Context | None:
     return stripped
 
 
-def _inject_without_crewai_entries(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    # inject(carrier, context=None, setter=default_setter)
-    if "context" in kwargs:
-        kwargs = {**kwargs, "context": _without_crewai_entries(kwargs["context"])}
-    elif len(args) > 1:
-        args = (args[0], _without_crewai_entries(args[1]), *args[2:])
-    else:
-        stripped = _without_crewai_entries(None)
-        if stripped is not None:
-            kwargs = {**kwargs, "context": stripped}
-    return wrapped(*args, **kwargs)
-
-
 def install() -> Patch:
     """Wrap ``W3CBaggagePropagator.inject``; the returned patch undoes it."""
-    original = vars(W3CBaggagePropagator)["inject"]
-    wrapt.wrap_function_wrapper(W3CBaggagePropagator, "inject", _inject_without_crewai_entries)
-    return Patch(W3CBaggagePropagator, "inject", original)
+    return inject_patch(W3CBaggagePropagator, _without_crewai_entries)

@@ -24,10 +24,11 @@ from packaging.version import Version
 
 from otel_crew.agentops_sessions.end_states import PAUSED_END_STATE
 from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
-from otel_crew.instrumentation import baggage_guard
+from otel_crew.instrumentation import baggage_guard, handoff
 from otel_crew.instrumentation.agent import AgentWrappers
 from otel_crew.instrumentation.attributes import capture_content_from_env
 from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHandoff
+from otel_crew.instrumentation.celery_wiring import CeleryWiring
 from otel_crew.instrumentation.crash_recovery import recover_dead_roots_into
 from otel_crew.instrumentation.crew import CrewWrappers
 from otel_crew.instrumentation.flow import FlowWrappers, flow_class_module
@@ -57,10 +58,12 @@ _OUR_OPTIONS = frozenset(
         "auto_end_session",
         "end_states",
         "paused_end_state",
+        "celery",
         "llm_spans",
     }
 )
 _AGENTOPS_MODES = ("auto", "on", "off")
+_CELERY_MODES = ("auto", "off")
 # Keywords OpenTelemetry's own tooling (opentelemetry-instrument, distros) passes.
 _TOOLING_OPTIONS = frozenset(
     {"skip_dep_check", "raise_exception_on_conflict", "logger_provider", "event_logger_provider"}
@@ -166,6 +169,9 @@ def _check_options(options: dict[str, Any]) -> None:
             f"instrument(agentops=...): expected one of {', '.join(_AGENTOPS_MODES)} "
             f"or an AgentOpsSessionProcessor, got {mode!r}"
         )
+    celery = options.get("celery", "auto")
+    if celery not in _CELERY_MODES:
+        raise ValueError(f"instrument(celery=...): expected one of {', '.join(_CELERY_MODES)}, got {celery!r}")
 
 
 def _agentops_importable() -> bool:
@@ -210,12 +216,14 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     ``auto_end_session``, ``end_states`` and ``paused_end_state`` (for the
     bridge it builds), ``llm_spans`` (default True: an inference span per LLM
     call that no provider instrumentation records; False: none of otel-crew's,
-    token totals kept).
+    token totals kept), ``celery`` ("auto": Celery's instrumentor on this
+    provider when it is installed and not on yet; "off").
     """
 
     _patches: list[Patch]
     _processors: list[SpanProcessor]
     _provider: trace.TracerProvider
+    _celery: CeleryWiring
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return (SUPPORTED_CREWAI,)
@@ -232,6 +240,7 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._provider = provider if provider is not None else trace.get_tracer_provider()
         self._processors = []
         self._patches = []
+        self._celery = CeleryWiring()
         try:
             self._install(provider, options)
         except Exception as error:
@@ -271,10 +280,14 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         missing = apply(_method_table(tracer, capture, llms), self._patches)
         llms.wrap_existing()
         self._patches.append(baggage_guard.install())
+        self._patches.append(handoff.install())
         workflow_module.use_tracer_provider(provider)
+        if options.get("celery", "auto") == "auto":
+            self._celery.wire(provider, self._provider)
         report_missing(missing, _ADDED_IN)
 
     def _uninstrument(self, **options: Any) -> None:
+        self._celery.unwire()
         workflow_module.use_tracer_provider(None)
         for patch in reversed(self._patches):
             patch.undo()

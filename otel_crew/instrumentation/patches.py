@@ -13,6 +13,10 @@ A2A's wrapper calls through it. Wrappers keep ``wrapt``'s signature,
 ``wrapper(wrapped, instance, args, kwargs)``, ``wrapped`` being the original
 bound to ``instance``.
 
+``inject_patch`` wraps a propagator's ``inject`` the same way (a ``wrapt``
+wrapper at class level, recorded for undoing), for the hooks that change what
+context a propagator sends (``baggage_guard``, ``handoff``).
+
 A method CrewAI added in a later line than the installed one is absent by
 design: said at INFO, since nothing is wrong. Any other absence means CrewAI
 changed in a way otel-crew does not know yet: a WARNING, since those calls go
@@ -30,6 +34,8 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import wrapt
+from opentelemetry.context import Context
 from packaging.version import InvalidVersion, Version
 
 __all__ = ["Patch", "PatchError", "Row", "Wrapper", "apply", "installed_crewai", "report_missing", "stand_in"]
@@ -51,6 +57,26 @@ class Patch:
 
     def undo(self) -> None:
         setattr(self.owner, self.name, self.original)
+
+
+def inject_patch(propagator: type, context_to_send: Callable[[Context | None], Context | None]) -> Patch:
+    """Wrap ``propagator.inject(carrier, context=None, setter=...)`` at class level so that it sends
+    ``context_to_send(context)`` (given the caller's context; None: the current one) whenever that is
+    another context; the returned patch undoes it."""
+
+    def inject(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        given = kwargs.get("context", args[1] if len(args) > 1 else None)
+        sent = context_to_send(given)
+        if sent is not given:
+            if len(args) > 1:
+                args = (args[0], sent, *args[2:])
+            else:
+                kwargs = {**kwargs, "context": sent}
+        return wrapped(*args, **kwargs)
+
+    original = vars(propagator)["inject"]
+    wrapt.wrap_function_wrapper(propagator, "inject", inject)
+    return Patch(propagator, "inject", original)
 
 
 class PatchError(Exception):

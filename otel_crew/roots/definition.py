@@ -5,6 +5,11 @@ processor watches: the outermost ``workflow()`` span (it carries
 ``otel_crew.root=true``), else the first span of its trace in this process (no
 parent, or a remote parent such as an incoming web request).
 
+A root under a remote parent whose tracestate carries otel-crew's marker
+(``remote.py``) is the *local part of a remote root*: the caller's root owns
+the session and decides the outcome; the local part is watched and journaled
+here like any root, but opens no session.
+
 ``RootIndex`` maps every open span to the nearest root above it, so that a
 kickoff or any other span finds its root in constant time.
 """
@@ -20,6 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Span, SpanContext, SpanKind, Tracer
 from opentelemetry.util.types import AttributeValue
 
+from otel_crew.roots.remote import carries_marker
 from otel_crew.semconv import ROOT_ATTRIBUTE
 
 # Set only while workflow() starts its outermost span: processors learn that
@@ -34,6 +40,12 @@ def starts_root(parent: SpanContext | None) -> bool:
     ``RootIndex.add_child``. (An SDK span never has an invalid parent: the SDK
     starts a span whose parent context is invalid with none.)"""
     return parent is None or parent.is_remote or _starting_root.get()
+
+
+def is_remote_part(parent: SpanContext | None) -> bool:
+    """Whether a root with this parent is the local part of a root in another
+    process (a remote parent that carries otel-crew's marker): it owns no session."""
+    return parent is not None and parent.is_remote and carries_marker(parent)
 
 
 def is_root(span: ReadableSpan) -> bool:

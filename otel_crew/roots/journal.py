@@ -402,6 +402,29 @@ class RootJournal:
 
         self._run(write, None)
 
+    # -- read by the process that owns a root, for its remote parts ------------------------------------
+
+    def remote_activity(self, trace_id: int) -> int | None:
+        """The latest activity (epoch ns) journaled by other live processes for roots of ``trace_id``: the
+        local parts of a root of this process that handed work to them (``remote.py``). None if there is
+        none (not started, not written yet, ended, or their process is gone)."""
+        me = current_process()
+
+        def read(db: sqlite3.Connection) -> list[tuple[int, int, str, str]]:
+            statement = (
+                "SELECT last_activity_ns, pid, process_start, host FROM open_roots"
+                " WHERE trace_id = ? AND claimed_pid IS NULL AND root_done = 0"
+            )
+            return db.execute(statement, (f"{trace_id:032x}",)).fetchall()
+
+        none: list[tuple[int, int, str, str]] = []
+        latest = [
+            last
+            for last, pid, start, host in self._run(read, none)
+            if (pid, host) != (me.pid, me.host) and not is_gone(ProcessIdentity(pid, start, host))
+        ]
+        return max(latest, default=None)
+
     # -- recovery, by any process of the host ------------------------------------------------
 
     def claim_dead(self, max_age_seconds: float) -> tuple[list[JournalEntry], int]:

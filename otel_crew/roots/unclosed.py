@@ -13,6 +13,11 @@ its AgentOps session and stays in memory. This processor watches every root:
 - at shutdown (and process exit) every open root is flagged and ended, so its
   spans are exported. ``force_flush`` ends nothing: a flush in the middle of a
   pipeline leaves its root open, as the user left it;
+- a root that handed work to other processes (``remote.py``) is not idle
+  while that work is: before flagging it for idleness, the watcher reads the
+  journal for the activity its remote parts' own processors wrote there (the
+  shared state directory is the channel); a remote part that died or stopped
+  reporting no longer counts;
 - open roots are journaled on disk (``journal.py``), so that a later
   process can end a root if this one dies: its start, end and last activity
   are written by the watcher thread every ``JOURNAL_INTERVAL`` seconds while
@@ -51,6 +56,7 @@ from opentelemetry.trace import SpanContext, Status, StatusCode
 from otel_crew.roots.definition import RootIndex, span_key, starts_root
 from otel_crew.roots.journal import RootJournal, journal_from_env
 from otel_crew.roots.lifecycle import on_exit, on_fork_in_child
+from otel_crew.roots.remote import MARKER_VALUE, on_handoff
 from otel_crew.semconv import SCHEMA_URL, UNCLOSED_ATTRIBUTE
 from otel_crew.version import __version__
 
@@ -97,6 +103,7 @@ class _Root:
         "ended",
         "flagged_at",
         "force_ending",
+        "handed_off",
         "heap_entry",
         "journaled",
         "key",
@@ -117,6 +124,7 @@ class _Root:
         self.heap_entry: int | None = None  # sequence number of its live heap entry
         self.outer = outer  # the root this one nests in (a workflow under a request span)
         self.journaled: float | None = None  # the last_activity its journal row has; None: no row (yet)
+        self.handed_off = False  # work of this root runs in other processes too
 
     def epoch_ns(self, at: float) -> int:
         """A time of the processor's clock as epoch ns: the span's own start plus the clock's advance."""
@@ -218,6 +226,7 @@ class UnclosedRootProcessor(SpanProcessor):
         self._shut_down = False
         self._exit_hook: Callable[[], None] | None = None  # registered with the worker: construction changes nothing
         on_fork_in_child(self._reset_state)
+        on_handoff(self._handed_off)
 
     def _reset_state(self) -> None:
         """Fresh state: at construction, and in a forked child (which tracks
@@ -300,6 +309,14 @@ class UnclosedRootProcessor(SpanProcessor):
         if dropped is not None:
             self._dropped_counter.add(1)
             self._flag(dropped, self._clock(), "too many open roots; no longer watched", None, dropped=True)
+
+    def _handed_off(self, context: SpanContext) -> str | None:
+        """A span of a root watched here hands work to another process."""
+        record = self._index.get(context.span_id)
+        if record is None:
+            return None
+        record.handed_off = True
+        return MARKER_VALUE
 
     def _end_root(self, record: _Root) -> None:
         with self._lock:
@@ -422,6 +439,13 @@ class UnclosedRootProcessor(SpanProcessor):
         now = self._clock()
         with self._lock:
             due = self._take_due(now)
+        kept = [record for record in due if self._active_elsewhere(record, now)]
+        if kept:
+            with self._lock:
+                for record in kept:
+                    if not record.ended:
+                        self._schedule(record)
+            due = [record for record in due if record not in kept]
         children = self._index.count_children(due) if due else {}
         for record in due:
             if record.flagged_at is None:
@@ -432,6 +456,26 @@ class UnclosedRootProcessor(SpanProcessor):
             else:
                 self._force_end(record, f"root span was never closed; ended {self._force_end_after:g}s after flagging")
         return len(due)
+
+    def _active_elsewhere(self, record: _Root, now: float) -> bool:
+        """Whether a root due for idleness that handed work off has seen activity within the idle limit in
+        its remote parts (as their processes journaled it); if so, that activity becomes its own. Read on
+        the watcher's thread, once per due root that handed work off."""
+        if not record.handed_off or record.flagged_at is not None or self._journal is None or self._idle is None:
+            return False
+        if self._max_age is not None and record.started + self._max_age <= now:
+            return False  # the age limit holds wherever the work runs
+        latest_ns = self._journal.remote_activity(record.span.get_span_context().trace_id)
+        if latest_ns is None:
+            return False
+        remote_at = now - max(0.0, (time.time_ns() - latest_ns) / 1e9)  # on this processor's clock
+        if remote_at + self._idle <= now:
+            return False
+        outer: _Root | None = record
+        while outer is not None:
+            outer.last_activity = max(outer.last_activity, remote_at)
+            outer = outer.outer
+        return True
 
     def _why(self, record: _Root, now: float) -> str:
         if self._idle is None or (self._max_age is not None and record.started + self._max_age <= now):

@@ -138,6 +138,14 @@ def test_sdk_disabled_needs_fixing() -> None:
     assert run.returncode == 1
 
 
+def test_with_celery_installed_it_says_where_celerys_spans_must_go() -> None:
+    run = doctor("--json", OTEL_TRACES_EXPORTER="none")
+    report = json.loads(run.stdout)
+    (celery,) = [item for item in report["findings"] if item["check"] == "celery"]
+    assert report["packages"]["celery"] and report["packages"]["opentelemetry-instrumentation-celery"]
+    assert celery["ok"] is True and "without tracer_provider=... after agentops.init()" in celery["text"]
+
+
 # -- AgentOps: the key and the endpoint, asked for real (AgentOps' token exchange) ------------------
 
 
