@@ -208,19 +208,34 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _patches: list[Patch]
     _processors: list[SpanProcessor]
     _provider: trace.TracerProvider
+    _asked_for: trace.TracerProvider | None = None  # the tracer_provider option of the instrument() in force
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return (SUPPORTED_CREWAI,)
 
     def instrument(self, **options: Any) -> Any:
         _check_options(options)
+        if self.is_instrumented_by_opentelemetry:
+            self._refuse_second(options.get("tracer_provider"))
+            return None
         try:
             return super().instrument(**options)
         except _UndoneError:
             return None
 
+    def _refuse_second(self, provider: trace.TracerProvider | None) -> None:
+        """A second instrument() changes nothing; one line says so, and how to switch providers."""
+        if provider is self._asked_for:
+            _LOG.debug("otel-crew: instrument(): already instrumented into this tracer provider; nothing to do")
+            return
+        _LOG.warning(
+            "otel-crew: instrument(): CrewAI is already instrumented into another tracer provider and its spans "
+            "keep going there; call OtelCrewInstrumentor().uninstrument() first to switch to this one"
+        )
+
     def _instrument(self, **options: Any) -> None:
         provider = options.get("tracer_provider")
+        self._asked_for = provider
         self._provider = provider if provider is not None else trace.get_tracer_provider()
         self._processors = []
         self._patches = []
