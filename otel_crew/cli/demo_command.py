@@ -18,6 +18,7 @@ from rich.console import Console
 
 from otel_crew.cli.exit_codes import EXIT_FAILED, EXIT_MISSING, EXIT_OK, EXIT_USAGE
 from otel_crew.config import ConfigError, ExportSettings, OutageReporting, export_settings
+from otel_crew.install import pip_install
 
 START_COLLECTOR = "start one with: docker compose up -d --wait"
 
@@ -92,14 +93,14 @@ def _summary(spans: list[Any], trees: int, handled: list[str], export: _Export, 
     if agentops_ran:
         sessions = "AgentOps: one session per root (end state on the root line)"
     else:
-        sessions = "AgentOps off (pip install 'otel-crew[agentops]' and set AGENTOPS_API_KEY for one session per root)"
+        sessions = f"AgentOps off ({pip_install('agentops')} and set AGENTOPS_API_KEY for one session per root)"
     traces = "1 trace" if trees == 1 else f"{trees} traces"
     return f"{traces}, {len(spans)} spans{failures}; {where}; {sessions}"
 
 
 def run(console: Console) -> int:
     if importlib.util.find_spec("crewai") is None:
-        console.print("otel-crew demo needs CrewAI: pip install 'otel-crew[crewai]'", markup=False, style="red")
+        console.print(f"otel-crew demo needs CrewAI: {pip_install('crewai')}", markup=False, style="red")
         return EXIT_MISSING
     try:
         settings = export_settings()

@@ -14,6 +14,7 @@ from packaging.version import InvalidVersion, Version
 
 from otel_crew import config
 from otel_crew.cli.otlp_probe import probe
+from otel_crew.install import pip_install
 from otel_crew.instrumentation.instrumentor import SUPPORTED_CREWAI
 
 PACKAGES = (
@@ -46,7 +47,7 @@ def crewai_findings() -> list[Finding]:
     found = installed("crewai")
     if found is None:
         return [
-            Finding("crewai", False, "CrewAI is not installed: nothing to instrument (pip install 'otel-crew[crewai]')")
+            Finding("crewai", False, f"CrewAI is not installed: nothing to instrument ({pip_install('crewai')})")
         ]
     try:
         supported = Requirement(SUPPORTED_CREWAI).specifier.contains(found, prereleases=True)
@@ -72,7 +73,7 @@ def agentops_finding() -> Finding:
     found = installed("agentops")
     if found is None:
         return Finding(
-            "agentops", True, "AgentOps not installed: no sessions (pip install 'otel-crew[agentops]' to add them)"
+            "agentops", True, f"AgentOps not installed: no sessions ({pip_install('agentops')} to add them)"
         )
     otel = installed("opentelemetry-sdk") or "0"
     repair = ""
@@ -95,7 +96,7 @@ def _zero_code_finding() -> Finding | None:
             "zero_code",
             True,
             "opentelemetry-instrument would build no tracer provider without the distro "
-            "(pip install 'otel-crew[auto]'); configure() needs none",
+            f"({pip_install('auto')}); configure() needs none",
         )
     return None
 

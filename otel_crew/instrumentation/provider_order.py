@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from opentelemetry import trace
+from otel_crew.install import pip_install
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.util._decorator import _agnosticcontextmanager
 
@@ -66,7 +67,7 @@ def uninstall(provider: Any, processor: SpanProcessor) -> None:
 NO_PROVIDER_YET = (
     "otel-crew: no SDK tracer provider yet (the global one is OpenTelemetry's placeholder); spans and root "
     "watching start once one is set: call otel_crew.configure(), or run under opentelemetry-instrument with "
-    "the distro installed (pip install 'otel-crew[auto]')"
+    f"the distro installed ({pip_install('auto')})"
 )
 
 

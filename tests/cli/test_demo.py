@@ -72,11 +72,14 @@ def test_the_first_screen_is_the_tree_and_one_summary_line() -> None:
     assert summary(run) == (
         f"1 trace, {len(lines) - 1} spans, 1 failure handled by the pipeline; spans shown here only (set "
         "OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector); AgentOps off (pip install "
-        "'otel-crew[agentops]' and set AGENTOPS_API_KEY for one session per root)"
+        "\".[agentops]\" in the otel-crew clone and set AGENTOPS_API_KEY for one session per root)"
     )
     assert "running " not in run.stdout  # no progress display when piped
     (flaky,) = [line for line in lines if "invoke_workflow flaky-summary" in line]
-    assert "ERROR" in flaky and flaky.endswith("LocalModelError: model unavailable")
+    assert "ERROR  " in flaky and "  LocalModelError: model" in flaky
+    # The tree fits an 80-column terminal: a long error text is cut with an ellipsis (the span keeps it whole).
+    assert max(len(line) for line in lines[:-1]) <= 80
+    assert flaky.endswith(("LocalModelError: model unavailable", "…"))
 
 
 def test_the_demo_trace_arrives_whole_over_real_otlp(receiver: tuple[str, GrpcReceiver | HttpReceiver]) -> None:
@@ -187,7 +190,7 @@ def test_without_crewai_the_demo_exits_3_with_the_extra_shown_literally() -> Non
     script = "import sys; sys.modules['crewai'] = None; from otel_crew.cli import main; sys.exit(main(['demo']))"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode == 3
-    assert result.stdout == "otel-crew demo needs CrewAI: pip install 'otel-crew[crewai]'\n"
+    assert result.stdout == "otel-crew demo needs CrewAI: pip install \".[crewai]\" in the otel-crew clone\n"
 
 
 @pytest.mark.parametrize("arguments", [["--help"], ["demo", "--help"], ["doctor", "--help"]])

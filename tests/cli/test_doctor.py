@@ -117,7 +117,7 @@ def test_without_crewai_the_hint_shows_the_extra_and_no_crewai_telemetry_line() 
     env = clean_env(OTEL_TRACES_EXPORTER="none")
     env.pop("CREWAI_DISABLE_TELEMETRY", None)
     run = otel_crew("doctor", env=env)
-    assert "CrewAI is not installed: nothing to instrument (pip install 'otel-crew[crewai]')" in run.stdout
+    assert "CrewAI is not installed: nothing to instrument (pip install \".[crewai]\" in the otel-crew clone)" in run.stdout
     assert "CrewAI's own telemetry" not in run.stdout
     assert run.returncode == 1
 
