@@ -60,7 +60,11 @@ def run_demo_pipeline(
 ) -> list[str]:
     """Run the demo under one root; return the failures the pipeline handled."""
     handled = []
-    flow, managed, flaky = report_flow(), hierarchical_crew(), failing_crew(name="flaky-summary")  # the root times the run
+    flow, managed, flaky = (
+        report_flow(),
+        hierarchical_crew(),
+        failing_crew(name="flaky-summary"),
+    )  # the root times the run
     with workflow(ROOT_NAME, attributes={"demo.steps": len(STEP_TITLES)}, tracer_provider=tracer_provider) as root:
         flow_title, managed_title, flaky_title = STEP_TITLES
         on_step(flow_title)

@@ -20,8 +20,6 @@ from otel_crew.cli.exit_codes import EXIT_FAILED, EXIT_MISSING, EXIT_OK, EXIT_US
 from otel_crew.config import ConfigError, ExportSettings, OutageReporting, export_settings
 from otel_crew.install import pip_install
 
-START_COLLECTOR = "start one with: docker compose up -d --wait"
-
 
 def _quiet_crewai() -> None:
     """The demo runs offline: CrewAI's phone-home and its tracing prompt are off.
@@ -66,13 +64,14 @@ class _Export:
 def _export(settings: ExportSettings) -> _Export:
     if not (settings.exports_otlp and settings.endpoint_named):
         return _Export(None, "spans shown here only (set OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector)")
+    from otel_crew.cli.collector_hint import start_collector
     from otel_crew.cli.otlp_probe import probe
     from otel_crew.config import otlp_exporter
 
     target = f"{settings.endpoint} ({settings.protocol})"
     result = probe(settings)
     if not result.answers:
-        hint = START_COLLECTOR if not result.listening else "point OTEL_EXPORTER_OTLP_ENDPOINT at a collector"
+        hint = start_collector() if not result.listening else "point OTEL_EXPORTER_OTLP_ENDPOINT at a collector"
         return _Export(None, f"spans not exported: {settings.endpoint} {result.detail}; {hint}")
     return _Export(otlp_exporter(settings), f"spans exported to {target}")
 

@@ -21,9 +21,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from opentelemetry import trace
-from otel_crew.install import pip_install
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.util._decorator import _agnosticcontextmanager
+
+from otel_crew.install import pip_install
 
 _LOG = logging.getLogger(__name__)
 

@@ -16,6 +16,8 @@ from cli_run import PROTOCOLS, Run, black_hole, clean_env, closed_port, otel_cre
 from conftest import AGENTOPS, CREWAI
 from otlp_receivers import GrpcReceiver, HttpReceiver
 
+from otel_crew.cli.collector_hint import start_collector
+
 pytestmark = pytest.mark.skipif(CREWAI is None, reason="the demo runs real crews")
 
 # The crews' spans, whatever sits between them and the root (the flow run and
@@ -32,7 +34,6 @@ CREW_SPANS = {
     "execute_tool Delegate work to coworker",
 }
 FRAMEWORK_NOISE = ("approximate input token count", "Error executing listener", "Flow Execution", "AgentOps:")
-START_COLLECTOR = "start one with: docker compose up -d --wait"
 
 
 @pytest.fixture(params=list(PROTOCOLS))
@@ -72,7 +73,7 @@ def test_the_first_screen_is_the_tree_and_one_summary_line() -> None:
     assert summary(run) == (
         f"1 trace, {len(lines) - 1} spans, 1 failure handled by the pipeline; spans shown here only (set "
         "OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector); AgentOps off (pip install "
-        "\".[agentops]\" in the otel-crew clone and set AGENTOPS_API_KEY for one session per root)"
+        '".[agentops]" in the otel-crew clone and set AGENTOPS_API_KEY for one session per root)'
     )
     assert "running " not in run.stdout  # no progress display when piped
     (flaky,) = [line for line in lines if "invoke_workflow flaky-summary" in line]
@@ -114,7 +115,9 @@ def test_a_dead_collector_costs_at_most_2_s_more_and_one_plain_line() -> None:
         assert min(run.seconds for run in dead_runs) - without <= 2.0, protocol
         assert dead.stderr == "" and "Traceback" not in dead.stdout and "retrying" not in dead.stdout
         assert [line for line in dead.stdout.splitlines() if url in line] == [summary(dead)]
-        assert f"spans not exported: {url} does not answer (nothing listens there); {START_COLLECTOR}" in summary(dead)
+        assert f"spans not exported: {url} does not answer (nothing listens there); {start_collector()}" in summary(
+            dead
+        )
 
 
 @pytest.mark.parametrize(
@@ -190,7 +193,7 @@ def test_without_crewai_the_demo_exits_3_with_the_extra_shown_literally() -> Non
     script = "import sys; sys.modules['crewai'] = None; from otel_crew.cli import main; sys.exit(main(['demo']))"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode == 3
-    assert result.stdout == "otel-crew demo needs CrewAI: pip install \".[crewai]\" in the otel-crew clone\n"
+    assert result.stdout == 'otel-crew demo needs CrewAI: pip install ".[crewai]" in the otel-crew clone\n'
 
 
 @pytest.mark.parametrize("arguments", [["--help"], ["demo", "--help"], ["doctor", "--help"]])

@@ -15,9 +15,12 @@ LONG = "LocalModelError: " + "the model answered with something this demo cannot
 
 def test_a_long_error_text_is_cut_with_an_ellipsis_at_every_depth(spans: Spans) -> None:
     tracer = spans.provider.get_tracer("test")
-    with tracer.start_as_current_span("pipeline"), tracer.start_as_current_span("invoke_workflow flaky"):
-        with tracer.start_as_current_span("invoke_agent Writer") as agent:
-            agent.set_status(Status(StatusCode.ERROR, LONG))
+    with (
+        tracer.start_as_current_span("pipeline"),
+        tracer.start_as_current_span("invoke_workflow flaky"),
+        tracer.start_as_current_span("invoke_agent Writer") as agent,
+    ):
+        agent.set_status(Status(StatusCode.ERROR, LONG))
     screen = io.StringIO()
     console = Console(file=screen, width=200, color_system=None)
     for tree in trace_trees(spans.finished()):
