@@ -14,7 +14,8 @@ variables and options returns the same provider; with different ones it
 re-targets the instrumentation to a new provider and shuts the old one down.
 
 An exporter that cannot reach its collector never slows the pipeline (export
-runs on the batch processor's thread) and says so in one log line per outage.
+runs on the batch processor's thread) and says so in one log line per outage
+(``export_outages``).
 """
 
 from __future__ import annotations
@@ -22,21 +23,27 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SpanExporter,
-    SpanExportResult,
-)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-__all__ = ["ConfigError", "ExportSettings", "config_problems", "configure", "export_settings", "otlp_exporter"]
+from otel_crew.export_outages import OutageReporting, watch_exporter
+
+__all__ = [
+    "ConfigError",
+    "ExportSettings",
+    "OutageReporting",
+    "config_problems",
+    "configure",
+    "export_settings",
+    "otlp_exporter",
+    "watch_zero_code_exporters",
+]
 
 _LOG = logging.getLogger(__name__)
 
@@ -215,38 +222,6 @@ def export_settings() -> ExportSettings:
     )
 
 
-class OutageReporting(SpanExporter):
-    """Wraps an exporter: one clear log line when exports start failing, one
-    when they work again, nothing per span."""
-
-    def __init__(self, exporter: SpanExporter, target: str) -> None:
-        self._exporter = exporter
-        self._target = target
-        self._failing = False
-        self.ever_failed = False
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self._exporter.export(spans)
-        except Exception:  # an exporter must not raise, but one that does stays contained
-            _LOG.debug("otel-crew: exporter raised", exc_info=True)
-            result = SpanExportResult.FAILURE
-        failing = result is not SpanExportResult.SUCCESS
-        if failing and not self._failing:
-            _LOG.warning("otel-crew: cannot export spans to %s; they are dropped until it answers", self._target)
-        elif self._failing and not failing:
-            _LOG.warning("otel-crew: exporting spans to %s again", self._target)
-        self._failing = failing
-        self.ever_failed = self.ever_failed or failing
-        return result
-
-    def shutdown(self) -> None:
-        self._exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._exporter.force_flush(timeout_millis)
-
-
 def otlp_exporter(settings: ExportSettings | None = None, timeout_s: float | None = None) -> OutageReporting:
     """OpenTelemetry's OTLP span exporter for the protocol the variables ask for
     (endpoint, headers and compression are read by the exporter itself, from
@@ -262,7 +237,26 @@ def otlp_exporter(settings: ExportSettings | None = None, timeout_s: float | Non
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
         exporter = HttpExporter(timeout=timeout)
-    return OutageReporting(exporter, f"{settings.endpoint} ({settings.protocol})")
+    return OutageReporting(exporter, f"{settings.endpoint} ({settings.protocol})", timeout)
+
+
+def watch_zero_code_exporters() -> None:
+    """After ``opentelemetry-instrument`` set up the SDK (the ``opentelemetry_post_instrument`` entry point):
+    the distro's OTLP span exporters report an outage in otel-crew's one line, not in their retries."""
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    provider = trace.get_tracer_provider()
+    try:
+        settings = export_settings()
+    except ConfigError:
+        return  # the distro reports its own configuration errors
+    target = f"{settings.endpoint} ({settings.protocol})"
+    for processor in getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ()):
+        exporter = getattr(processor, "span_exporter", None)
+        if isinstance(exporter, (GrpcExporter, HttpExporter)):
+            watch_exporter(exporter, target, settings.timeout_s)
 
 
 def _exporters_for(settings: ExportSettings) -> list[SpanExporter]:
