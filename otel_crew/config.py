@@ -1,4 +1,6 @@
-"""Every ``OTEL_*`` variable otel-crew reads, parsed once; and ``configure()``.
+"""Every ``OTEL_*`` and ``OTEL_CREW_*`` variable otel-crew reads, parsed here and
+handed down (the rest of the package asks this module, never the environment);
+and ``configure()``.
 
 ``export_settings()`` reads the standard OpenTelemetry variables into one
 ``ExportSettings`` (the CLI's demo and doctor and ``configure()`` all use it),
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -167,6 +170,66 @@ def _exporters(environ: Mapping[str, str]) -> tuple[str, ...]:
     if unknown:
         raise ConfigError(f"OTEL_TRACES_EXPORTER={value!r}: otel-crew knows otlp, console and none (comma-separated)")
     return tuple(part for part in chosen if part != "none")
+
+
+# -- what the rest of otel-crew reads (handed down from here) -----------------------
+
+CAPTURE_CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_SPAN_CONTENT_MODES = frozenset({"SPAN_ONLY", "SPAN_AND_EVENT", "TRUE"})
+STATE_DIR_VARIABLE = "OTEL_CREW_STATE_DIR"
+STATE_MAX_AGE_VARIABLE = "OTEL_CREW_STATE_MAX_AGE_DAYS"
+DEFAULT_STATE_MAX_AGE_DAYS = 7.0
+_STATE_SWITCHED_OFF = frozenset({"off", ":memory:"})
+DISABLED_INSTRUMENTATIONS_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+
+
+def capture_content() -> bool:
+    """Whether the standard GenAI variable asks for content (inputs, outputs) on spans."""
+    return os.environ.get(CAPTURE_CONTENT_VARIABLE, "").strip().upper() in _SPAN_CONTENT_MODES
+
+
+def default_state_dir() -> str:
+    """The platform's user state directory for otel-crew."""
+    home = os.path.expanduser("~")
+    if sys.platform == "win32":
+        return os.path.join(os.environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local"), "otel-crew")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Application Support", "otel-crew")
+    return os.path.join(os.environ.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state"), "otel-crew")
+
+
+def state_dir() -> str | None:
+    """Where the open-roots journal lives (``OTEL_CREW_STATE_DIR``, else the default); None when it is off."""
+    chosen = os.environ.get(STATE_DIR_VARIABLE, "").strip()
+    if chosen.lower() in _STATE_SWITCHED_OFF:
+        return None
+    return chosen or default_state_dir()
+
+
+def state_max_age_s() -> float:
+    """Seconds after which a dead process's journal entry is dropped, not ended
+    (``OTEL_CREW_STATE_MAX_AGE_DAYS``, default 7 days); a bad value is one warning and the default."""
+    text = os.environ.get(STATE_MAX_AGE_VARIABLE, "").strip()
+    if text:
+        try:
+            days = float(text)
+            if days > 0:
+                return days * 86400
+        except ValueError:
+            pass
+        _LOG.warning(
+            "otel-crew: %s=%r is not a positive number of days; using %g",
+            STATE_MAX_AGE_VARIABLE,
+            text,
+            DEFAULT_STATE_MAX_AGE_DAYS,
+        )
+    return DEFAULT_STATE_MAX_AGE_DAYS * 86400
+
+
+def disabled_instrumentations() -> frozenset[str]:
+    """The entry-point names ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` switches off for ``opentelemetry-instrument``."""
+    value = os.environ.get(DISABLED_INSTRUMENTATIONS_VARIABLE, "")
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
 def _service_name() -> str:

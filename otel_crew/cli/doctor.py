@@ -109,8 +109,7 @@ def agentops_finding() -> Finding:
 
 
 def _zero_code_finding() -> Finding | None:
-    disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
-    if "otel_crew" in [part.strip() for part in disabled.split(",")]:
+    if "otel_crew" in config.disabled_instrumentations():
         return Finding(
             "zero_code",
             True,

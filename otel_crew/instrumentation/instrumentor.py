@@ -22,11 +22,11 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.sdk.trace import SpanProcessor
 from packaging.version import Version
 
+from otel_crew import config
 from otel_crew.agentops_sessions.end_states import PAUSED_END_STATE
 from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
 from otel_crew.instrumentation import baggage_guard
 from otel_crew.instrumentation.agent import AgentWrappers
-from otel_crew.instrumentation.attributes import capture_content_from_env
 from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHandoff
 from otel_crew.instrumentation.crash_recovery import recover_dead_roots_into
 from otel_crew.instrumentation.crew import CrewWrappers
@@ -267,7 +267,7 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 self._processors.insert(0, processor)
         capture = options.get("capture_content")
         tracer = trace.get_tracer("otel_crew", __version__, tracer_provider=provider, schema_url=SCHEMA_URL)
-        table = _method_table(tracer, capture_content_from_env() if capture is None else capture)
+        table = _method_table(tracer, config.capture_content() if capture is None else capture)
         missing = apply(table, self._patches)
         self._patches.append(baggage_guard.install())
         workflow_module.use_tracer_provider(provider)
