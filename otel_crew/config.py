@@ -232,8 +232,11 @@ def disabled_instrumentations() -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
+RESOURCE_VARIABLES = ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES")  # read for us by Resource.create()
+
+
 def _service_name() -> str:
-    # Resource.create() applies the SDK's own precedence (OTEL_SERVICE_NAME first).
+    # Resource.create() reads RESOURCE_VARIABLES with the SDK's own precedence (OTEL_SERVICE_NAME first).
     return str(Resource.create().attributes.get(SERVICE_NAME, "unknown_service"))
 
 
