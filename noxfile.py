@@ -83,7 +83,7 @@ CREWAI_SUITE_TEST_DEPS = [
 @nox.session
 def crewai_suite(session: nox.Session) -> None:
     """CrewAI's own test suite (from its sdist), plain and instrumented: fails on any test whose outcome differs.
-    Slow (about 20 minutes on 2 cores), so not in the default list; CI runs it (README: CrewAI's own test suite)."""
+    Slow (about 20 minutes on 2 cores), so not in the default list; CI runs it (docs/contributing.md)."""
     crewai = f"crewai[{CREWAI_SUITE_EXTRAS}]=={CREWAI_SUITE_RELEASE}"
     session.install("-e", ".[agentops]", crewai, *CREWAI_SUITE_TEST_DEPS, "pip")  # pip: for its `download`
     work = session.create_tmp()
