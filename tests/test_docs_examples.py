@@ -1,9 +1,11 @@
 """Every Python example in README.md and docs/ is a complete program: each runs
 as a file of its own, with nothing before it, in an environment without the
-test suite's quieting variables (CrewAI's telemetry switch, OTLP endpoints),
-and prints exactly what the page shows in the ``text`` block right after it
-(standard output and standard error together, as a terminal shows them), or
-nothing when the page shows nothing. Trace ids and durations may differ.
+test suite's quieting variables (CrewAI's telemetry and tracing switches, OTLP
+endpoints), in a terminal of its own (CrewAI asks its first-run question only
+on a terminal) and a fresh home directory, and shows exactly what the page
+shows in the ``text`` block right after it (standard output and standard error
+together), or nothing when the page shows nothing. Trace ids and durations may
+differ.
 
 A block the page says needs a Collector (``<!-- test: with an OTLP receiver
 at OTEL_EXPORTER_OTLP_ENDPOINT -->`` on the line before it) runs with a real
@@ -16,9 +18,12 @@ from __future__ import annotations
 
 import ast
 import os
+import pty
 import re
+import select
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +39,7 @@ NEEDS_RECEIVER = "with an OTLP receiver at OTEL_EXPORTER_OTLP_ENDPOINT"
 # What the test suite sets to keep itself quiet and offline, and a reader's shell does not have.
 SUITE_ONLY = ("CREWAI_DISABLE_TELEMETRY", "CREWAI_TRACING_ENABLED", "OTEL_SDK_DISABLED", "OTEL_EXPORTER_OTLP")
 USES_CREWAI = ("crewai", "otel_crew.cli.demo_crews", "otel_crew.cli.local_model")
+COLOURS = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 VARYING = [
     (re.compile(r"\b[0-9a-f]{32}\b"), "<trace id>"),
     (re.compile(r"\b\d+\.\d+ ?m?s\b"), "<duration>"),
@@ -76,28 +82,46 @@ def normalised(text: str) -> list[str]:
     return [line.rstrip() for line in text.strip("\n").splitlines()]
 
 
-def readers_environment(**variables: str) -> dict[str, str]:
+def readers_environment(home: Path, **variables: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(SUITE_ONLY)}
-    env["PYTHONUNBUFFERED"] = "1"  # stdout and stderr interleaved as on a terminal
+    env["HOME"] = str(home)  # a first run: CrewAI asks its first-run questions then
     env.update(variables)
     return env
 
 
 def run(example: Example, directory: Path, **variables: str) -> str:
+    """Run the example in a terminal of its own (a pseudo-terminal: CrewAI prompts only on one);
+    what the terminal showed, without colours."""
     program = directory / "example.py"
     program.write_text(example.code)
-    result = subprocess.run(
+    terminal, its_end = pty.openpty()
+    process = subprocess.Popen(
         [sys.executable, str(program)],
         cwd=directory,
-        env=readers_environment(**variables),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=300,
-        check=False,
+        env=readers_environment(directory, **variables),
+        stdin=its_end,
+        stdout=its_end,
+        stderr=its_end,
     )
-    assert result.returncode == 0, result.stdout[-3000:]
-    return result.stdout
+    os.close(its_end)
+    shown = bytearray()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([terminal], [], [], 1)
+        if not readable:
+            continue
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # the program exited and its end of the terminal closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    returncode = process.wait(timeout=10)
+    text = COLOURS.sub("", shown.decode(errors="replace")).replace("\r\n", "\n")
+    assert returncode == 0, text[-3000:]
+    return text
 
 
 def test_the_pages_have_examples_and_every_one_is_a_program() -> None:
@@ -113,8 +137,10 @@ def test_an_example_runs_as_written_and_prints_what_the_page_shows(
     if example.uses_crewai and (CREWAI is None or CREWAI < (1,)):
         pytest.skip("the examples are written for the CrewAI `.[crewai]` installs (1.x)")
     if example.uses_crewai:
-        # Without internet CrewAI's own telemetry holds each exit for about 10 s: the example itself switches it off.
+        # Offline, CrewAI's own telemetry holds each exit for about 10 s, and its first-run prompt waits 20 s on a
+        # terminal: the example itself switches both off.
         assert 'os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")' in example.code
+        assert 'os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")' in example.code
     if example.needs == NEEDS_RECEIVER:
         receiver = GrpcReceiver().start()
         try:
