@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 __all__ = ["OutageReporting", "watch_exporter"]
 
-_LOG = logging.getLogger("otel_crew.config")
+_LOG = logging.getLogger(__name__)
 # The loggers of OpenTelemetry's OTLP span exporters (a filter sees its own logger's records only).
 EXPORTER_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
@@ -134,12 +134,7 @@ class OutageReporting(SpanExporter):
         return self._exporter.force_flush(timeout_millis)
 
 
-def watch_exporter(exporter: SpanExporter, target: str, timeout_s: float) -> Callable[[], None]:
-    """Watch an exporter someone else built (the zero-code start's), in place; returns the undo."""
+def watch_exporter(exporter: SpanExporter, target: str, timeout_s: float) -> None:
+    """Watch an exporter someone else built (the zero-code start's, for the life of the process), in place."""
     _filter_exporter_loggers()
     exporter.export = _watched_export(_Outage(target, timeout_s), exporter.export)  # type: ignore[method-assign]
-
-    def undo() -> None:
-        vars(exporter).pop("export", None)
-
-    return undo

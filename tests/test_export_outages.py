@@ -67,7 +67,7 @@ def test_configure_says_an_outage_in_one_line_and_leaves_the_users_exporter_alon
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout == "SHUT DOWN\n"
     first, *users = result.stderr.splitlines()
-    assert first == f"otel_crew.config: {OURS.format(url=env['OTEL_EXPORTER_OTLP_ENDPOINT'])}"
+    assert first == f"otel_crew.export_outages: {OURS.format(url=env['OTEL_EXPORTER_OTLP_ENDPOINT'])}"
     # The rest is the user's own export, logged by OpenTelemetry's exporter as it always is.
     assert users and all(line.startswith("opentelemetry.exporter.otlp.proto.grpc.exporter: ") for line in users)
     assert any("Failed to export" in line for line in users)
