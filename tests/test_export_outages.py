@@ -24,8 +24,8 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from otel_crew import configure, workflow
 
-provider = configure(agentops="off", unclosed_roots=False)
-with workflow("nightly-report"):
+provider = configure(instrument=False)  # the exporter configure() builds, with or without CrewAI
+with workflow("nightly-report", tracer_provider=provider):
     pass
 provider.shutdown()
 print("SHUT DOWN", flush=True)

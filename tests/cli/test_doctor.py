@@ -83,6 +83,7 @@ def test_nothing_listening_at_a_named_endpoint_says_how_to_start_a_collector() -
     assert run.returncode == 1
 
 
+@with_crewai  # without CrewAI, doctor has that to fix
 def test_no_endpoint_set_and_nothing_at_the_default_is_fine_spans_stay_local() -> None:
     # The default endpoint is localhost:4317/4318; the HTTP one on a closed port stands in for "nothing there".
     run = doctor(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf")
