@@ -9,7 +9,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "tests"]  # no peer installs by default; `nox -s bench` writes BENCHMARKS.md
+nox.options.sessions = ["lint", "docs", "tests"]  # no peer installs by default; `nox -s bench` writes BENCHMARKS.md
 # Not in the default list either (about 20 minutes on 2 cores): `nox -s crewai_suite`, run by .ci/run.
 
 CREWAI_LINES = {
@@ -33,6 +33,15 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (MkDocs, Material theme), built offline with --strict: a broken link or anchor,
+    or a page missing from the nav, fails it. Its code blocks run in tests/test_docs_examples.py."""
+    session.install("-e", ".[docs]")
+    session.env["NO_MKDOCS_2_WARNING"] = "1"  # Material's banner about its successor, not about these docs
+    session.run("mkdocs", "build", "--strict", "--site-dir", f"{session.create_tmp()}/site")
 
 
 @nox.session
@@ -75,7 +84,7 @@ CREWAI_SUITE_TEST_DEPS = [
 @nox.session
 def crewai_suite(session: nox.Session) -> None:
     """CrewAI's own test suite (from its sdist), plain and instrumented: fails on any test whose outcome differs.
-    Slow (about 20 minutes on 2 cores), so not in the default list; CI runs it (README: CrewAI's own test suite)."""
+    Slow (about 20 minutes on 2 cores), so not in the default list; CI runs it (docs/contributing.md)."""
     crewai = f"crewai[{CREWAI_SUITE_EXTRAS}]=={CREWAI_SUITE_RELEASE}"
     session.install("-e", ".[agentops]", crewai, *CREWAI_SUITE_TEST_DEPS, "pip")  # pip: for its `download`
     work = session.create_tmp()

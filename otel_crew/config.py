@@ -1,4 +1,6 @@
-"""Every ``OTEL_*`` variable otel-crew reads, parsed once; and ``configure()``.
+"""Every ``OTEL_*`` and ``OTEL_CREW_*`` variable otel-crew reads, parsed here and
+handed down (the rest of the package asks this module, never the environment);
+and ``configure()``.
 
 ``export_settings()`` reads the standard OpenTelemetry variables into one
 ``ExportSettings`` (the CLI's demo and doctor and ``configure()`` all use it),
@@ -14,29 +16,37 @@ variables and options returns the same provider; with different ones it
 re-targets the instrumentation to a new provider and shuts the old one down.
 
 An exporter that cannot reach its collector never slows the pipeline (export
-runs on the batch processor's thread) and says so in one log line per outage.
+runs on the batch processor's thread) and says so in one log line per outage
+(``export_outages``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SpanExporter,
-    SpanExportResult,
-)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-__all__ = ["ConfigError", "ExportSettings", "config_problems", "configure", "export_settings", "otlp_exporter"]
+from otel_crew.export_outages import OutageReporting, watch_exporter
+
+__all__ = [
+    "ConfigError",
+    "ExportSettings",
+    "OutageReporting",
+    "config_problems",
+    "configure",
+    "export_settings",
+    "otlp_exporter",
+    "watch_zero_code_exporters",
+]
 
 _LOG = logging.getLogger(__name__)
 
@@ -162,8 +172,71 @@ def _exporters(environ: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(part for part in chosen if part != "none")
 
 
+# -- what the rest of otel-crew reads (handed down from here) -----------------------
+
+CAPTURE_CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_SPAN_CONTENT_MODES = frozenset({"SPAN_ONLY", "SPAN_AND_EVENT", "TRUE"})
+STATE_DIR_VARIABLE = "OTEL_CREW_STATE_DIR"
+STATE_MAX_AGE_VARIABLE = "OTEL_CREW_STATE_MAX_AGE_DAYS"
+DEFAULT_STATE_MAX_AGE_DAYS = 7.0
+_STATE_SWITCHED_OFF = frozenset({"off", ":memory:"})
+DISABLED_INSTRUMENTATIONS_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+
+
+def capture_content() -> bool:
+    """Whether the standard GenAI variable asks for content (inputs, outputs) on spans."""
+    return os.environ.get(CAPTURE_CONTENT_VARIABLE, "").strip().upper() in _SPAN_CONTENT_MODES
+
+
+def default_state_dir() -> str:
+    """The platform's user state directory for otel-crew."""
+    home = os.path.expanduser("~")
+    if sys.platform == "win32":
+        return os.path.join(os.environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local"), "otel-crew")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Application Support", "otel-crew")
+    return os.path.join(os.environ.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state"), "otel-crew")
+
+
+def state_dir() -> str | None:
+    """Where the open-roots journal lives (``OTEL_CREW_STATE_DIR``, else the default); None when it is off."""
+    chosen = os.environ.get(STATE_DIR_VARIABLE, "").strip()
+    if chosen.lower() in _STATE_SWITCHED_OFF:
+        return None
+    return chosen or default_state_dir()
+
+
+def state_max_age_s() -> float:
+    """Seconds after which a dead process's journal entry is dropped, not ended
+    (``OTEL_CREW_STATE_MAX_AGE_DAYS``, default 7 days); a bad value is one warning and the default."""
+    text = os.environ.get(STATE_MAX_AGE_VARIABLE, "").strip()
+    if text:
+        try:
+            days = float(text)
+            if days > 0:
+                return days * 86400
+        except ValueError:
+            pass
+        _LOG.warning(
+            "otel-crew: %s=%r is not a positive number of days; using %g",
+            STATE_MAX_AGE_VARIABLE,
+            text,
+            DEFAULT_STATE_MAX_AGE_DAYS,
+        )
+    return DEFAULT_STATE_MAX_AGE_DAYS * 86400
+
+
+def disabled_instrumentations() -> frozenset[str]:
+    """The entry-point names ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` switches off for ``opentelemetry-instrument``."""
+    value = os.environ.get(DISABLED_INSTRUMENTATIONS_VARIABLE, "")
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+RESOURCE_VARIABLES = ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES")  # read for us by Resource.create()
+
+
 def _service_name() -> str:
-    # Resource.create() applies the SDK's own precedence (OTEL_SERVICE_NAME first).
+    # Resource.create() reads RESOURCE_VARIABLES with the SDK's own precedence (OTEL_SERVICE_NAME first).
     return str(Resource.create().attributes.get(SERVICE_NAME, "unknown_service"))
 
 
@@ -215,38 +288,6 @@ def export_settings() -> ExportSettings:
     )
 
 
-class OutageReporting(SpanExporter):
-    """Wraps an exporter: one clear log line when exports start failing, one
-    when they work again, nothing per span."""
-
-    def __init__(self, exporter: SpanExporter, target: str) -> None:
-        self._exporter = exporter
-        self._target = target
-        self._failing = False
-        self.ever_failed = False
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self._exporter.export(spans)
-        except Exception:  # an exporter must not raise, but one that does stays contained
-            _LOG.debug("otel-crew: exporter raised", exc_info=True)
-            result = SpanExportResult.FAILURE
-        failing = result is not SpanExportResult.SUCCESS
-        if failing and not self._failing:
-            _LOG.warning("otel-crew: cannot export spans to %s; they are dropped until it answers", self._target)
-        elif self._failing and not failing:
-            _LOG.warning("otel-crew: exporting spans to %s again", self._target)
-        self._failing = failing
-        self.ever_failed = self.ever_failed or failing
-        return result
-
-    def shutdown(self) -> None:
-        self._exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._exporter.force_flush(timeout_millis)
-
-
 def otlp_exporter(settings: ExportSettings | None = None, timeout_s: float | None = None) -> OutageReporting:
     """OpenTelemetry's OTLP span exporter for the protocol the variables ask for
     (endpoint, headers and compression are read by the exporter itself, from
@@ -262,7 +303,26 @@ def otlp_exporter(settings: ExportSettings | None = None, timeout_s: float | Non
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
         exporter = HttpExporter(timeout=timeout)
-    return OutageReporting(exporter, f"{settings.endpoint} ({settings.protocol})")
+    return OutageReporting(exporter, f"{settings.endpoint} ({settings.protocol})", timeout)
+
+
+def watch_zero_code_exporters() -> None:
+    """After ``opentelemetry-instrument`` set up the SDK (the ``opentelemetry_post_instrument`` entry point):
+    the distro's OTLP span exporters report an outage in otel-crew's one line, not in their retries."""
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    provider = trace.get_tracer_provider()
+    try:
+        settings = export_settings()
+    except ConfigError:
+        return  # the distro reports its own configuration errors
+    target = f"{settings.endpoint} ({settings.protocol})"
+    for processor in getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ()):
+        exporter = getattr(processor, "span_exporter", None)
+        if isinstance(exporter, (GrpcExporter, HttpExporter)):
+            watch_exporter(exporter, target, settings.timeout_s)
 
 
 def _exporters_for(settings: ExportSettings) -> list[SpanExporter]:

@@ -42,7 +42,6 @@ CREWAI = crewai_version()
 NEEDS_CREWAI = [
     "agentops_sessions",
     "instrumentation",
-    "test_readme.py",
     "test_shipping.py",
 ]
 collect_ignore = NEEDS_CREWAI if CREWAI is None else []

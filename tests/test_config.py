@@ -4,8 +4,11 @@ one line per bad value, the SDK's precedence, real OTLP export, and a second
 
 from __future__ import annotations
 
+import ast
 import logging
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import CREWAI
@@ -226,3 +229,29 @@ def test_configure_says_so_when_crewai_is_instrumented_elsewhere(
         "no crew spans; call OtelCrewInstrumentor().uninstrument() before configure()"
     ]
     elsewhere.provider.shutdown()
+
+
+PACKAGE = Path(config.__file__).resolve().parent
+VARIABLE = re.compile(r"OTEL_[A-Z_]+")
+
+
+def test_the_configuration_page_names_exactly_the_variables_config_reads() -> None:
+    tree = ast.parse(Path(config.__file__).read_text())
+    read = {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and VARIABLE.fullmatch(node.value)
+    }
+    page = (PACKAGE.parent / "docs" / "configuration.md").read_text()
+    named = set(re.findall(r"`(OTEL_[A-Z_]+)[`=]", page))
+    assert read == named
+
+
+def test_no_other_module_reads_an_otel_variable() -> None:
+    reading = re.compile(r"""(environ\.get\(|getenv\(|environ\[)\s*["']OTEL_""")
+    readers = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "config.py" and reading.search(path.read_text())
+    ]
+    assert readers == []

@@ -36,17 +36,20 @@ STEP_TITLES = (
 
 
 def report_flow() -> Any:
-    """A two-step Flow: ``research`` kicks off the research crew, ``write`` the writing crew."""
+    """A two-step Flow: ``research`` kicks off the research crew, ``write`` the writing crew
+    (both built here, so that the spans time the work, not the building)."""
     from crewai.flow.flow import Flow, listen, start
+
+    researching, writing = research_crew(async_first=True), research_crew(name="writing")
 
     class ReportFlow(Flow):  # type: ignore[type-arg]
         @start()
         def research(self) -> str:
-            return str(research_crew(async_first=True).kickoff(inputs={"topic": "tracing"}))
+            return str(researching.kickoff(inputs={"topic": "tracing"}))
 
         @listen(research)
         def write(self, facts: str) -> str:
-            return str(research_crew(name="writing").kickoff(inputs={"topic": f"the report on {facts[:20]}"}))
+            return str(writing.kickoff(inputs={"topic": f"the report on {facts[:20]}"}))
 
     return ReportFlow()
 
@@ -57,15 +60,20 @@ def run_demo_pipeline(
 ) -> list[str]:
     """Run the demo under one root; return the failures the pipeline handled."""
     handled = []
+    flow, managed, flaky = (
+        report_flow(),
+        hierarchical_crew(),
+        failing_crew(name="flaky-summary"),
+    )  # the root times the run
     with workflow(ROOT_NAME, attributes={"demo.steps": len(STEP_TITLES)}, tracer_provider=tracer_provider) as root:
         flow_title, managed_title, flaky_title = STEP_TITLES
         on_step(flow_title)
-        report_flow().kickoff()
+        flow.kickoff()
         on_step(managed_title)
-        hierarchical_crew().kickoff(inputs={"topic": "agents"})
+        managed.kickoff(inputs={"topic": "agents"})
         on_step(flaky_title)
         try:
-            failing_crew(name="flaky-summary").kickoff(inputs={"topic": "x"})
+            flaky.kickoff(inputs={"topic": "x"})
         except LocalModelError as error:  # the pipeline handles this step's failure
             root.add_event("step failed and was handled", {"step": "flaky-summary", "error": str(error)})
             handled.append(f"flaky-summary ({error})")

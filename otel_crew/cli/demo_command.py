@@ -25,8 +25,7 @@ from otel_crew.semconv import (
     GEN_AI_USAGE_OUTPUT_TOKENS,
     OPERATION_CHAT,
 )
-
-START_COLLECTOR = "start one with: docker compose up -d --wait"
+from otel_crew.install import pip_install
 
 
 def _quiet_crewai() -> None:
@@ -72,13 +71,14 @@ class _Export:
 def _export(settings: ExportSettings) -> _Export:
     if not (settings.exports_otlp and settings.endpoint_named):
         return _Export(None, "spans shown here only (set OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector)")
+    from otel_crew.cli.collector_hint import start_collector
     from otel_crew.cli.otlp_probe import probe
     from otel_crew.config import otlp_exporter
 
     target = f"{settings.endpoint} ({settings.protocol})"
     result = probe(settings)
     if not result.answers:
-        hint = START_COLLECTOR if not result.listening else "point OTEL_EXPORTER_OTLP_ENDPOINT at a collector"
+        hint = start_collector() if not result.listening else "point OTEL_EXPORTER_OTLP_ENDPOINT at a collector"
         return _Export(None, f"spans not exported: {settings.endpoint} {result.detail}; {hint}")
     return _Export(otlp_exporter(settings), f"spans exported to {target}")
 
@@ -119,7 +119,7 @@ def _summary(
     if reports is not None:
         sessions = _sessions_clause(reports)
     else:
-        sessions = "AgentOps off (pip install 'otel-crew[agentops]' and set AGENTOPS_API_KEY for one session per root)"
+        sessions = f"AgentOps off ({pip_install('agentops')} and set AGENTOPS_API_KEY for one session per root)"
     traces = "1 trace" if trees == 1 else f"{trees} traces"
     return f"{traces}, {len(spans)} spans{_llm_calls(spans)}{failures}; {where}; {sessions}"
 
@@ -136,7 +136,7 @@ def _llm_calls(spans: list[Any]) -> str:
 
 def run(console: Console) -> int:
     if importlib.util.find_spec("crewai") is None:
-        console.print("otel-crew demo needs CrewAI: pip install 'otel-crew[crewai]'", markup=False, style="red")
+        console.print(f"otel-crew demo needs CrewAI: {pip_install('crewai')}", markup=False, style="red")
         return EXIT_MISSING
     try:
         settings = export_settings()

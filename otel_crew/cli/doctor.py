@@ -5,6 +5,7 @@ finding; a finding that needs fixing makes the exit code non-zero."""
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -14,9 +15,12 @@ from packaging.version import InvalidVersion, Version
 
 from otel_crew import config
 from otel_crew.cli.agentops_probe import probe_agentops
+from otel_crew.cli.collector_hint import start_collector
 from otel_crew.cli.otlp_probe import probe
+from otel_crew.install import pip_install
 from otel_crew.instrumentation.instrumentor import SUPPORTED_CREWAI
 
+CREWAI_TELEMETRY = ("telemetry.crewai.com", 4319)  # CrewAI's own, in crewai/telemetry/constants.py
 PACKAGES = (
     "otel-crew",
     "crewai",
@@ -48,35 +52,57 @@ def installed(package: str) -> str | None:
 def crewai_findings() -> list[Finding]:
     found = installed("crewai")
     if found is None:
-        return [
-            Finding("crewai", False, "CrewAI is not installed: nothing to instrument (pip install 'otel-crew[crewai]')")
-        ]
+        return [Finding("crewai", False, f"CrewAI is not installed: nothing to instrument ({pip_install('crewai')})")]
     try:
         supported = Requirement(SUPPORTED_CREWAI).specifier.contains(found, prereleases=True)
     except InvalidVersion:
         supported = False
     if not supported:
-        return [Finding("crewai", False, f"CrewAI {found} is outside the supported range {SUPPORTED_CREWAI!r}")]
-    findings = [Finding("crewai", True, f"CrewAI {found}: crew kickoffs, agent steps and tool calls become spans")]
-    telemetry_off = os.environ.get("CREWAI_DISABLE_TELEMETRY", "").strip().lower() == "true"
-    if not telemetry_off:
-        findings.append(
+        return [
             Finding(
-                "crewai_telemetry",
-                True,
-                "CrewAI's own telemetry is on: it sends usage data to CrewAI and, without internet, can hold each "
-                "process's exit for about 10 s (CREWAI_DISABLE_TELEMETRY=true switches it off)",
+                "crewai",
+                False,
+                f"CrewAI {found} is outside the supported range {SUPPORTED_CREWAI!r}: {pip_install('crewai')}",
             )
-        )
+        ]
+    findings = [Finding("crewai", True, f"CrewAI {found}: crew kickoffs, agent steps and tool calls become spans")]
+    telemetry = crewai_telemetry_finding()
+    if telemetry is not None:
+        findings.append(telemetry)
     return findings
+
+
+def _reachable(address: tuple[str, int], timeout_s: float) -> bool:
+    try:
+        with socket.create_connection(address, timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def crewai_telemetry_finding(address: tuple[str, int] = CREWAI_TELEMETRY) -> Finding | None:
+    """CrewAI's own telemetry, when on: whether it can reach its host (without it, each exit waits ~10 s)."""
+    if os.environ.get("CREWAI_DISABLE_TELEMETRY", "").strip().lower() == "true":
+        return None
+    host, port = address
+    if not _reachable(address, timeout_s=2.0):
+        return Finding(
+            "crewai_telemetry",
+            False,
+            f"CrewAI's own telemetry cannot reach {host}:{port}, so each process's exit waits about 10 s for it: "
+            "set CREWAI_DISABLE_TELEMETRY=true",
+        )
+    return Finding(
+        "crewai_telemetry",
+        True,
+        f"CrewAI's own telemetry is on: it sends usage data to {host} (CREWAI_DISABLE_TELEMETRY=true switches it off)",
+    )
 
 
 def agentops_finding(check_endpoint: bool = True) -> Finding:
     found = installed("agentops")
     if found is None:
-        return Finding(
-            "agentops", True, "AgentOps not installed: no sessions (pip install 'otel-crew[agentops]' to add them)"
-        )
+        return Finding("agentops", True, f"AgentOps not installed: no sessions ({pip_install('agentops')} to add them)")
     otel = installed("opentelemetry-sdk") or "0"
     repair = ""
     if Version(found) < Version("0.5") and Version(otel) >= Version("1.45"):
@@ -101,7 +127,7 @@ def celery_finding() -> Finding | None:
             "celery",
             True,
             "Celery without opentelemetry-instrumentation-celery: a task's crews start a trace and a session of "
-            "their own in the worker (pip install 'otel-crew[celery]')",
+            f"their own in the worker ({pip_install('celery')})",
         )
     return Finding(
         "celery",
@@ -113,8 +139,7 @@ def celery_finding() -> Finding | None:
 
 
 def _zero_code_finding() -> Finding | None:
-    disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
-    if "otel_crew" in [part.strip() for part in disabled.split(",")]:
+    if "otel_crew" in config.disabled_instrumentations():
         return Finding(
             "zero_code",
             True,
@@ -125,7 +150,7 @@ def _zero_code_finding() -> Finding | None:
             "zero_code",
             True,
             "opentelemetry-instrument would build no tracer provider without the distro "
-            "(pip install 'otel-crew[auto]'); configure() needs none",
+            f"({pip_install('auto')}); configure() needs none",
         )
     return None
 
@@ -134,7 +159,9 @@ def export_findings(settings: config.ExportSettings, check_endpoint: bool = True
     service = f"as service {settings.service_name!r}"
     findings = []
     if settings.sdk_disabled:
-        findings.append(Finding("sdk", False, "OTEL_SDK_DISABLED=true: every SDK tracer provider records nothing"))
+        findings.append(
+            Finding("sdk", False, "OTEL_SDK_DISABLED=true makes every SDK tracer provider record nothing: unset it")
+        )
     if not settings.exporters:
         findings.append(Finding("export", True, f"OTEL_TRACES_EXPORTER=none: configure() exports nothing ({service})"))
     if "console" in settings.exporters:
@@ -145,14 +172,24 @@ def export_findings(settings: config.ExportSettings, check_endpoint: bool = True
         Finding("export", True, f"configure() exports OTLP/{settings.protocol} to {settings.endpoint} {service}")
     )
     if check_endpoint:
-        result = probe(settings)
-        text = f"{settings.endpoint} {result.detail}"
-        if not result.answers:
-            text += "; spans would be dropped"
-            if not result.listening:
-                text += " (start a collector: docker compose up -d --wait)"
-        findings.append(Finding("endpoint", result.answers, text))
+        findings.append(_endpoint_finding(settings))
     return findings
+
+
+def _endpoint_finding(settings: config.ExportSettings) -> Finding:
+    result = probe(settings)
+    if result.answers:
+        return Finding("endpoint", True, f"{settings.endpoint} {result.detail}")
+    if not settings.endpoint_named:  # nothing asked for: local spans are a fine way to work
+        return Finding(
+            "endpoint",
+            True,
+            f"no OTEL_EXPORTER_OTLP_ENDPOINT set and no receiver at the default {settings.endpoint}: spans stay in "
+            "this process (the demo prints them; configure() says once that it cannot export them)",
+        )
+    text = f"{settings.endpoint} {result.detail}; spans would be dropped: "
+    text += start_collector() if not result.listening else "point OTEL_EXPORTER_OTLP_ENDPOINT at an OTLP receiver"
+    return Finding("endpoint", False, text)
 
 
 def diagnose(check_endpoint: bool = True) -> tuple[dict[str, str | None], list[Finding]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import uuid
 from collections.abc import Callable, Mapping
 from enum import Enum
@@ -48,14 +47,6 @@ DESCRIPTION_LIMIT = 256
 
 CONTENT_LIMIT = 4096
 """Captured content (inputs, outputs, tool arguments) is cut to this many characters."""
-
-CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-_SPAN_CONTENT_MODES = frozenset({"SPAN_ONLY", "SPAN_AND_EVENT", "TRUE"})
-
-
-def capture_content_from_env() -> bool:
-    """Whether the standard GenAI variable asks for content on spans."""
-    return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().upper() in _SPAN_CONTENT_MODES
 
 
 def truncate(text: str, limit: int) -> str:

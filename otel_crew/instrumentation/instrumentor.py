@@ -22,11 +22,11 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.sdk.trace import SpanProcessor
 from packaging.version import Version
 
+from otel_crew import config
 from otel_crew.agentops_sessions.end_states import PAUSED_END_STATE
 from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor
 from otel_crew.instrumentation import baggage_guard, handoff
 from otel_crew.instrumentation.agent import AgentWrappers
-from otel_crew.instrumentation.attributes import capture_content_from_env
 from otel_crew.instrumentation.carry_over import CarryOverWrappers, ContextHandoff
 from otel_crew.instrumentation.celery_wiring import CeleryWiring
 from otel_crew.instrumentation.crash_recovery import recover_dead_roots_into
@@ -224,19 +224,34 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _processors: list[SpanProcessor]
     _provider: trace.TracerProvider
     _celery: CeleryWiring
+    _asked_for: trace.TracerProvider | None = None  # the tracer_provider option of the instrument() in force
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return (SUPPORTED_CREWAI,)
 
     def instrument(self, **options: Any) -> Any:
         _check_options(options)
+        if self.is_instrumented_by_opentelemetry:
+            self._refuse_second(options.get("tracer_provider"))
+            return None
         try:
             return super().instrument(**options)
         except _UndoneError:
             return None
 
+    def _refuse_second(self, provider: trace.TracerProvider | None) -> None:
+        """A second instrument() changes nothing; one line says so, and how to switch providers."""
+        if provider is self._asked_for:
+            _LOG.debug("otel-crew: instrument(): already instrumented into this tracer provider; nothing to do")
+            return
+        _LOG.warning(
+            "otel-crew: instrument(): CrewAI is already instrumented into another tracer provider and its spans "
+            "keep going there; call OtelCrewInstrumentor().uninstrument() first to switch to this one"
+        )
+
     def _instrument(self, **options: Any) -> None:
         provider = options.get("tracer_provider")
+        self._asked_for = provider
         self._provider = provider if provider is not None else trace.get_tracer_provider()
         self._processors = []
         self._patches = []
@@ -272,7 +287,7 @@ class OtelCrewInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 install_first(self._provider, processor)
                 self._processors.insert(0, processor)
         capture = options.get("capture_content")
-        capture = capture_content_from_env() if capture is None else capture
+        capture = config.capture_content() if capture is None else capture
         tracer = trace.get_tracer("otel_crew", __version__, tracer_provider=provider, schema_url=SCHEMA_URL)
         llms = LLMWrappers(
             tracer, options.get("meter_provider"), capture, usage, options.get("llm_spans", True), self._patches

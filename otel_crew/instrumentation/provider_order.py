@@ -24,6 +24,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.util._decorator import _agnosticcontextmanager
 
+from otel_crew.install import pip_install
+
 _LOG = logging.getLogger(__name__)
 
 
@@ -66,7 +68,7 @@ def uninstall(provider: Any, processor: SpanProcessor) -> None:
 NO_PROVIDER_YET = (
     "otel-crew: no SDK tracer provider yet (the global one is OpenTelemetry's placeholder); spans and root "
     "watching start once one is set: call otel_crew.configure(), or run under opentelemetry-instrument with "
-    "the distro installed (pip install 'otel-crew[auto]')"
+    f"the distro installed ({pip_install('auto')})"
 )
 
 

@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,29 +43,23 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.util.types import AttributeValue
 
+from otel_crew import config
 from otel_crew.roots.process_identity import ProcessIdentity, current_process, is_gone
 
 __all__ = [
-    "DEFAULT_MAX_AGE_DAYS",
     "JournalEntry",
     "RootJournal",
     "SpanSnapshot",
     "journal_at",
     "journal_from_env",
-    "max_age_from_env",
     "note_session",
-    "state_dir_from_env",
 ]
 
 _LOG = logging.getLogger(__name__)
 
-STATE_DIR_VARIABLE = "OTEL_CREW_STATE_DIR"
-MAX_AGE_VARIABLE = "OTEL_CREW_STATE_MAX_AGE_DAYS"
-DEFAULT_MAX_AGE_DAYS = 7.0
 FILE_NAME = "open-roots.sqlite3"
 BUSY_TIMEOUT_SECONDS = 2.0
 """How long a write waits for another process's write before the journal gives up."""
-_SWITCHED_OFF = {"off", ":memory:"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS open_roots (
@@ -84,39 +77,6 @@ CREATE TABLE IF NOT EXISTS open_roots (
     PRIMARY KEY (trace_id, span_id)
 ) WITHOUT ROWID
 """
-
-
-def default_state_dir() -> str:
-    """The platform's user state directory for otel-crew."""
-    home = os.path.expanduser("~")
-    if sys.platform == "win32":
-        return os.path.join(os.environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local"), "otel-crew")
-    if sys.platform == "darwin":
-        return os.path.join(home, "Library", "Application Support", "otel-crew")
-    return os.path.join(os.environ.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state"), "otel-crew")
-
-
-def state_dir_from_env() -> str | None:
-    """``OTEL_CREW_STATE_DIR``, else the default; None when it switches the journal off."""
-    chosen = os.environ.get(STATE_DIR_VARIABLE, "").strip()
-    if chosen.lower() in _SWITCHED_OFF:
-        return None
-    return chosen or default_state_dir()
-
-
-def max_age_from_env() -> float:
-    """Seconds after which a dead process's entry is dropped, not ended
-    (``OTEL_CREW_STATE_MAX_AGE_DAYS``, default 7 days)."""
-    text = os.environ.get(MAX_AGE_VARIABLE, "").strip()
-    if text:
-        try:
-            days = float(text)
-            if days > 0:
-                return days * 86400
-        except ValueError:
-            pass
-        _LOG.warning("otel-crew: %s=%r is not a positive number of days; using %g", MAX_AGE_VARIABLE, text, 7)
-    return DEFAULT_MAX_AGE_DAYS * 86400
 
 
 # -- what is kept of a span ----------------------------------------------------------
@@ -538,9 +498,9 @@ def journal_at(directory: str) -> RootJournal:
 
 
 def journal_from_env() -> RootJournal | None:
-    """The journal in the state directory the environment names, or None
-    when it is switched off."""
-    directory = state_dir_from_env()
+    """The journal in the state directory the environment names (``config.state_dir()``),
+    or None when it is switched off."""
+    directory = config.state_dir()
     return None if directory is None else journal_at(directory)
 
 

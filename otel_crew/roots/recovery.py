@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
-from otel_crew.roots.journal import JournalEntry, RootJournal, SpanSnapshot, journal_from_env, max_age_from_env
+from otel_crew import config
+from otel_crew.roots.journal import JournalEntry, RootJournal, SpanSnapshot, journal_from_env
 from otel_crew.semconv import RECOVERED_ATTRIBUTE
 
 __all__ = ["RECOVERED_DESCRIPTION", "Recovered", "SessionEnder", "recover_dead_roots"]
@@ -67,7 +68,7 @@ def recover_dead_roots(
     journal = journal if journal is not None else journal_from_env()
     if journal is None:
         return Recovered()
-    entries, dropped = journal.claim_dead(max_age if max_age is not None else max_age_from_env())
+    entries, dropped = journal.claim_dead(max_age if max_age is not None else config.state_max_age_s())
     if dropped:
         _LOG.info("otel-crew: dropped %d journal entries of dead processes' roots, too old to recover", dropped)
     roots = sessions = left = 0

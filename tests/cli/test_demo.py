@@ -17,6 +17,8 @@ from cli_run import PROTOCOLS, Run, black_hole, clean_env, closed_port, otel_cre
 from conftest import AGENTOPS, CREWAI
 from otlp_receivers import GrpcReceiver, HttpReceiver
 
+from otel_crew.cli.collector_hint import start_collector
+
 pytestmark = pytest.mark.skipif(CREWAI is None, reason="the demo runs real crews")
 
 # The crews' spans, whatever sits between them and the root (the flow run and
@@ -33,7 +35,6 @@ CREW_SPANS = {
     "execute_tool Delegate work to coworker",
 }
 FRAMEWORK_NOISE = ("approximate input token count", "Error executing listener", "Flow Execution", "AgentOps:")
-START_COLLECTOR = "start one with: docker compose up -d --wait"
 
 
 @pytest.fixture(params=list(PROTOCOLS))
@@ -80,11 +81,14 @@ def test_the_first_screen_is_the_tree_and_one_summary_line() -> None:
         f"1 trace, {len(lines) - 1} spans, {tokens[1]} LLM calls ({tokens[2]} tokens in, {tokens[3]} out), "
         "1 failure handled by the pipeline; spans shown here only (set "
         "OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector); AgentOps off (pip install "
-        "'otel-crew[agentops]' and set AGENTOPS_API_KEY for one session per root)"
+        '".[agentops]" in the otel-crew clone and set AGENTOPS_API_KEY for one session per root)'
     )
     assert "running " not in run.stdout  # no progress display when piped
     (flaky,) = [line for line in lines if "invoke_workflow flaky-summary" in line]
-    assert "ERROR" in flaky and flaky.endswith("LocalModelError: model unavailable")
+    assert "ERROR  " in flaky and "  LocalModelError: model" in flaky
+    # The tree fits an 80-column terminal: a long error text is cut with an ellipsis (the span keeps it whole).
+    assert max(len(line) for line in lines[:-1]) <= 80
+    assert flaky.endswith(("LocalModelError: model unavailable", "…"))
 
 
 def test_the_demo_trace_arrives_whole_over_real_otlp(receiver: tuple[str, GrpcReceiver | HttpReceiver]) -> None:
@@ -119,7 +123,9 @@ def test_a_dead_collector_costs_at_most_2_s_more_and_one_plain_line() -> None:
         assert min(run.seconds for run in dead_runs) - without <= 2.0, protocol
         assert dead.stderr == "" and "Traceback" not in dead.stdout and "retrying" not in dead.stdout
         assert [line for line in dead.stdout.splitlines() if url in line] == [summary(dead)]
-        assert f"spans not exported: {url} does not answer (nothing listens there); {START_COLLECTOR}" in summary(dead)
+        assert f"spans not exported: {url} does not answer (nothing listens there); {start_collector()}" in summary(
+            dead
+        )
 
 
 @pytest.mark.parametrize(
@@ -195,7 +201,7 @@ def test_without_crewai_the_demo_exits_3_with_the_extra_shown_literally() -> Non
     script = "import sys; sys.modules['crewai'] = None; from otel_crew.cli import main; sys.exit(main(['demo']))"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode == 3
-    assert result.stdout == "otel-crew demo needs CrewAI: pip install 'otel-crew[crewai]'\n"
+    assert result.stdout == 'otel-crew demo needs CrewAI: pip install ".[crewai]" in the otel-crew clone\n'
 
 
 @pytest.mark.parametrize("arguments", [["--help"], ["demo", "--help"], ["doctor", "--help"]])

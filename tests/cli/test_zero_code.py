@@ -1,5 +1,5 @@
 """Zero-code start: ``opentelemetry-instrument python app.py`` with the
-documented install (``otel-crew[auto]``: the OpenTelemetry distro) sends crew
+documented install (``.[auto]``: the OpenTelemetry distro) sends crew
 spans to an OTLP receiver; ``instrument()`` before any SDK provider exists says
 so in one line and picks the provider up once one is set."""
 
@@ -93,7 +93,7 @@ def test_instrument_before_any_provider_says_how_and_picks_it_up_once_set() -> N
     assert len(logged) == 1, logged
     assert logged[0].startswith("LOG WARNING otel-crew: no SDK tracer provider yet")
     assert "otel_crew.configure()" in logged[0] and "opentelemetry-instrument" in logged[0]
-    assert "pip install 'otel-crew[auto]'" in logged[0]
+    assert 'pip install ".[auto]" in the otel-crew clone' in logged[0]
     assert "FIRST UnclosedRootProcessor" in result.stdout  # installed in the late provider, first in line
     spans = [line for line in result.stdout.splitlines() if line.startswith("SPAN ")]
     assert "SPAN late-provider < -" in spans

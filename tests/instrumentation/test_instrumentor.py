@@ -57,13 +57,30 @@ def test_uninstrument_puts_back_every_original_exactly(spans: Spans) -> None:
     assert spans.finished() == []
 
 
-def test_second_instrument_is_harmless(instrumented: Spans, caplog: pytest.LogCaptureFixture) -> None:
+def test_second_instrument_into_the_same_provider_is_harmless(
+    instrumented: Spans, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING):
         OtelCrewInstrumentor().instrument(tracer_provider=instrumented.provider)
-    assert "already instrumented" in caplog.text
+    assert caplog.records == []
     research_crew().kickoff(inputs={"topic": "x"})
     assert len(instrumented.named("invoke_workflow research")) == 1
     assert len(instrumented.named("execute_tool word_count")) == 1
+
+
+def test_second_instrument_into_another_provider_refuses_in_one_line_saying_how(
+    instrumented: Spans, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = Spans()
+    with caplog.at_level(logging.WARNING):
+        OtelCrewInstrumentor().instrument(tracer_provider=other.provider)
+    assert [record.getMessage() for record in caplog.records] == [
+        "otel-crew: instrument(): CrewAI is already instrumented into another tracer provider and its spans keep "
+        "going there; call OtelCrewInstrumentor().uninstrument() first to switch to this one"
+    ]
+    research_crew().kickoff(inputs={"topic": "x"})
+    assert len(instrumented.named("invoke_workflow research")) == 1  # not dropped: where they went before
+    assert other.finished() == []
 
 
 def test_suppressed_instrumentation_makes_no_spans(instrumented: Spans) -> None:

@@ -19,10 +19,10 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 from otlp_receivers import HttpReceiver
 
-from otel_crew import workflow
+from otel_crew import config, workflow
 from otel_crew.instrumentation.crash_recovery import recover_dead_roots_into
 from otel_crew.roots import unclosed
-from otel_crew.roots.journal import FILE_NAME, journal_at, journal_from_env, state_dir_from_env
+from otel_crew.roots.journal import FILE_NAME, journal_at, journal_from_env
 from otel_crew.roots.recovery import RECOVERED_DESCRIPTION, recover_dead_roots
 from otel_crew.roots.unclosed import UnclosedRootProcessor
 from otel_crew.semconv import RECOVERED_ATTRIBUTE, ROOT_ATTRIBUTE
@@ -287,7 +287,7 @@ def test_a_locked_journal_gives_one_warning_and_the_pipeline_runs(
 @pytest.mark.parametrize("value", ["off", "OFF", ":memory:"])
 def test_the_journal_is_switched_off_by_the_variable(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_CREW_STATE_DIR", value)
-    assert state_dir_from_env() is None
+    assert config.state_dir() is None
     assert journal_from_env() is None  # what UnclosedRootProcessor() and recovery use
 
 
@@ -297,10 +297,10 @@ def test_the_default_state_directory_is_the_users_state_directory(
     monkeypatch.delenv("OTEL_CREW_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     monkeypatch.setattr(sys, "platform", "linux")
-    assert state_dir_from_env() == str(tmp_path / "otel-crew")
+    assert config.state_dir() == str(tmp_path / "otel-crew")
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "Local"))
-    assert state_dir_from_env() == str(tmp_path / "Local" / "otel-crew")
+    assert config.state_dir() == str(tmp_path / "Local" / "otel-crew")
 
 
 def test_a_bad_journal_option_is_refused_naming_it() -> None:
