@@ -19,13 +19,13 @@ from rich.console import Console
 from otel_crew.agentops_sessions.processor import AgentOpsSessionProcessor, SessionReport
 from otel_crew.cli.exit_codes import EXIT_FAILED, EXIT_MISSING, EXIT_OK, EXIT_USAGE
 from otel_crew.config import ConfigError, ExportSettings, OutageReporting, export_settings
+from otel_crew.install import pip_install
 from otel_crew.semconv import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
     OPERATION_CHAT,
 )
-from otel_crew.install import pip_install
 
 
 def _quiet_crewai() -> None:
