@@ -51,6 +51,7 @@ def test_the_readme_has_python_examples() -> None:
     assert len(BLOCKS) >= 4
 
 
+@pytest.mark.scenario
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block-{number}" for number in range(len(BLOCKS))])
 def test_readme_example_runs(block: str) -> None:
     result = subprocess.run(

@@ -16,7 +16,7 @@ from cli_run import PROTOCOLS, Run, black_hole, clean_env, closed_port, otel_cre
 from conftest import AGENTOPS, CREWAI
 from otlp_receivers import GrpcReceiver, HttpReceiver
 
-pytestmark = pytest.mark.skipif(CREWAI is None, reason="the demo runs real crews")
+pytestmark = [pytest.mark.skipif(CREWAI is None, reason="the demo runs real crews"), pytest.mark.scenario]
 
 # The crews' spans, whatever sits between them and the root (the flow run and
 # its steps, where otel-crew's Flow instrumentation is installed).
@@ -100,6 +100,9 @@ def test_the_demo_trace_arrives_whole_over_real_otlp(receiver: tuple[str, GrpcRe
     assert root.headers.get("x-tenant") == "crew-team"
 
 
+# What a dead collector costs is otel-crew's probe, which finds nothing listening and so builds no exporter:
+# no CrewAI code runs differently. The demo's output on each line is checked by the tests around this one.
+@pytest.mark.one_line
 def test_a_dead_collector_costs_at_most_2_s_more_and_one_plain_line() -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     # Paired runs in the same test, the best of two each: the comparison is the point.
