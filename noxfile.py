@@ -43,8 +43,7 @@ PARALLEL = ["-n", "auto", "--dist", "worksteal"]
 
 def _suite(session: nox.Session, crewai: str, *arguments: str) -> None:
     session.install("-e", ".[agentops,test]", *CREWAI_LINES[crewai])
-    # CrewAI's task-output store differs between 0.x and 1.x: one per environment.
-    session.env["CREWAI_STORAGE_DIR"] = f"{session.virtualenv.location}/crewai-storage"
+    # (CrewAI's task-output store: tests/conftest.py gives each test process its own.)
     session.run("pytest", *PARALLEL, *arguments, *session.posargs)
 
 
