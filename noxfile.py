@@ -12,6 +12,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "docs", "tests"]  # no peer installs by default; `nox -s bench` writes BENCHMARKS.md
 # Not in the default list either (about 20 minutes on 2 cores): `nox -s crewai_suite`, run by .ci/run.
 
+LATEST = "latest"
 CREWAI_LINES = {
     # The a2a extra: CrewAI's A2A agents, which read their own methods' __wrapped__ (tests/instrumentation).
     # The anthropic extra: CrewAI's native Anthropic provider, tested against a loopback Messages API.
@@ -35,6 +36,18 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
+# Both cores: most of the suite's time is fresh interpreters importing CrewAI (scenarios that need a
+# process of their own), which run side by side. worksteal: an idle worker takes queued tests from a busy one,
+# so a few long scenarios do not leave one core idle at the end. `-- -n 0` runs in one process.
+PARALLEL = ["-n", "auto", "--dist", "worksteal"]
+
+
+def _suite(session: nox.Session, crewai: str, *arguments: str) -> None:
+    session.install("-e", ".[agentops,test]", *CREWAI_LINES[crewai])
+    # (CrewAI's task-output store: tests/conftest.py gives each test process its own.)
+    session.run("pytest", *PARALLEL, *arguments, *session.posargs)
+
+
 @nox.session
 def docs(session: nox.Session) -> None:
     """The documentation site (MkDocs, Material theme), built offline with --strict: a broken link or anchor,
@@ -48,10 +61,14 @@ def docs(session: nox.Session) -> None:
 @nox.parametrize("crewai", list(CREWAI_LINES))
 def tests(session: nox.Session, crewai: str) -> None:
     """The whole suite against one CrewAI line (real CrewAI, real AgentOps, offline)."""
-    session.install("-e", ".[agentops,test]", *CREWAI_LINES[crewai])
-    # CrewAI's task-output store differs between 0.x and 1.x: one per environment.
-    session.env["CREWAI_STORAGE_DIR"] = f"{session.virtualenv.location}/crewai-storage"
-    session.run("pytest", *session.posargs)
+    _suite(session, crewai, *([] if crewai == LATEST else ["-m", "not one_line"]))
+
+
+@nox.session(default=False)
+def quick(session: nox.Session) -> None:
+    """The inner loop: the tests under the paths given, on the latest line, without the fresh-interpreter
+    scenarios (`nox -R -s quick -- tests/roots`; docs/contributing.md)."""
+    _suite(session, LATEST, "-q", "-m", "not scenario")
 
 
 @nox.session

@@ -49,7 +49,9 @@ collect_ignore = NEEDS_CREWAI if CREWAI is None else []
 # AgentOps (installed in every test environment) talks only to a loopback
 # stand-in, whoever initialises it: the tests, or CrewAI 0.105+ at each kickoff.
 # Its address is fixed here, before either reads the variables; it serves from
-# the session fixture ``agentops_stand_in`` on.
+# the session fixture ``agentops_stand_in`` on. Under pytest-xdist each worker
+# process imports this module: its own stand-in on its own ephemeral port, its
+# own variables, inherited by the scenarios it starts.
 AGENTOPS = AgentOpsStandIn()
 os.environ["AGENTOPS_API_ENDPOINT"] = AGENTOPS.url
 os.environ["AGENTOPS_EXPORTER_ENDPOINT"] = f"{AGENTOPS.url}/v1/traces"

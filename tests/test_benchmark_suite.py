@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("crewai")
+# The benchmarks run on the latest line only (`nox -s bench` installs it): their harness is checked there.
+pytestmark = [pytest.mark.one_line, pytest.mark.scenario]
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = [

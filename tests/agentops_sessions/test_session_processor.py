@@ -70,6 +70,7 @@ def at(lines: list[dict[str, Any]], label: str) -> list[list[str]]:
     return line["sessions"]  # type: ignore[no-any-return]
 
 
+@pytest.mark.scenario
 @pytest.mark.skipif(not CREWAI_ENDS_SESSIONS, reason="CrewAI 0.95 to 0.164 end AgentOps sessions themselves")
 def test_without_otel_crew_crewai_ends_the_session_after_the_first_crew() -> None:
     lines = run_seed("baseline")
@@ -78,6 +79,7 @@ def test_without_otel_crew_crewai_ends_the_session_after_the_first_crew() -> Non
     assert [[name, state] for name, state, _ in at(lines, "after second crew")] == [["default.session", "Success"]]
 
 
+@pytest.mark.scenario
 def test_with_otel_crew_one_session_ends_when_the_root_ends() -> None:
     lines = run_seed("otel-crew")
     root_trace = next(line["root_trace_id"] for line in lines if "root_trace_id" in line)
@@ -85,6 +87,7 @@ def test_with_otel_crew_one_session_ends_when_the_root_ends() -> None:
     assert at(lines, "after root") == [["nightly-report.session", "Success", root_trace]]
 
 
+@pytest.mark.scenario
 def test_a_failing_second_crew_ends_the_session_fail() -> None:
     lines = run_seed("otel-crew-failing")
     assert {"raised": "LocalModelError"} in lines
@@ -398,6 +401,7 @@ def test_export_repair_steps_in_only_where_agentops_export_is_broken(bridged: Sp
     assert agentops_export.repair_announced() == broken
 
 
+@pytest.mark.scenario
 @pytest.mark.parametrize("case", ["missing", "uninitialised", "unreachable"])
 def test_agentops_faults_never_reach_the_pipeline(case: str) -> None:
     report = run_scenario("fault_scenario.py", case)[-1]
@@ -446,6 +450,7 @@ def exit_seconds(url: str, bridge: str) -> tuple[float, dict[str, Any]]:
     return ended_at - report["pipelines_done_at"], report
 
 
+@pytest.mark.scenario
 def test_a_faulty_agentops_delays_the_exit_by_at_most_the_bound_and_says_so_once(
     faulty_agentops: tuple[str, str],
 ) -> None:

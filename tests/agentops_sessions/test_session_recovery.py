@@ -15,7 +15,7 @@ from otel_crew.agentops_sessions.processor import END_STATE_REASON_ATTRIBUTE
 from otel_crew.roots.recovery import RECOVERED_DESCRIPTION
 from otel_crew.semconv import RECOVERED_ATTRIBUTE
 
-pytestmark = pytest.mark.crewai
+pytestmark = [pytest.mark.crewai, pytest.mark.scenario]
 
 
 def test_a_killed_process_session_is_ended_indeterminate_once(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from cli_run import clean_env
 from conftest import CREWAI
 from otlp_receivers import GrpcReceiver
 
-pytestmark = pytest.mark.skipif(CREWAI is None, reason="runs real crews")
+pytestmark = [pytest.mark.skipif(CREWAI is None, reason="runs real crews"), pytest.mark.scenario]
 
 APP = """
 from otel_crew import workflow

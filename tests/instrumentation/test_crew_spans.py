@@ -287,6 +287,7 @@ os._exit(0)
 """
 
 
+@pytest.mark.scenario
 def test_crewai_telemetry_spans_stay_out_of_the_users_provider() -> None:
     import os
     import subprocess

@@ -312,6 +312,7 @@ def test_a_resume_in_the_same_process_is_a_new_root_linked_to_the_paused_run(tra
     assert_unset(resumed)
 
 
+@pytest.mark.scenario
 @needs_human_feedback
 def test_a_resume_from_persisted_state_links_to_the_run_paused_in_another_process(traced: Spans) -> None:
     from flow_pauses import Review

@@ -240,6 +240,7 @@ def test_states_the_supported_crewai_range() -> None:
     assert list(OtelCrewInstrumentor().instrumentation_dependencies()) == ["crewai >= 0.102.0, < 2"]
 
 
+@pytest.mark.scenario
 def test_entry_point_lets_opentelemetry_instrument_find_it() -> None:
     (point,) = entry_points(group="opentelemetry_instrumentor", name="otel_crew")
     assert point.load() is OtelCrewInstrumentor

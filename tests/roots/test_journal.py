@@ -46,6 +46,7 @@ def state_dir(tmp_path: Path) -> Path:
 # -- a process killed with its root open ---------------------------------------------------
 
 
+@pytest.mark.scenario
 @needs_crewai
 def test_a_killed_process_root_is_exported_once_even_by_two_processes_starting_at_once(
     state_dir: Path, receiver: HttpReceiver
@@ -79,6 +80,7 @@ def test_a_killed_process_root_is_exported_once_even_by_two_processes_starting_a
     assert rows(state_dir) == []
 
 
+@pytest.mark.scenario
 @needs_crewai
 def test_otel_crew_recover_ends_a_dead_root(state_dir: Path, receiver: HttpReceiver) -> None:
     crashed = crash(state_dir, receiver.url)
