@@ -1,9 +1,10 @@
 """What the benchmarks share: a provider that counts its spans, interleaved rounds, timing, paired medians."""
 
+import contextlib
 import gc
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -50,7 +51,26 @@ def timed(run: Callable[[], object], calls: int = 1) -> float:
     return seconds / calls
 
 
+def timed_with_spans(run: Callable[[], object], calls: int, counter: Counter) -> list[float]:
+    """Seconds per call and spans per call of ``run``, after one warm-up run (the first run of newly wrapped
+    code pays for the caches)."""
+    run()
+    before = counter.count
+    return [timed(run, calls), (counter.count - before) / calls]
+
+
 def paired(variant: Sequence[float], baseline: Sequence[float]) -> tuple[float, float]:
     """Medians over rounds of (variant - baseline) and of (variant / baseline): each round is one pair."""
     pairs = list(zip(variant, baseline, strict=True))
     return statistics.median(a - b for a, b in pairs), statistics.median(a / b for a, b in pairs)
+
+
+@contextlib.contextmanager
+def instrumented(instrumentors: Sequence[Any], provider: TracerProvider) -> Iterator[None]:
+    """``instrumentors`` (None: none) instrumenting ``provider`` for the block, undone in reverse at its end."""
+    with contextlib.ExitStack() as undo:
+        for instrumentor in instrumentors:
+            if instrumentor is not None:
+                instrumentor.instrument(tracer_provider=provider)
+                undo.callback(instrumentor.uninstrument)
+        yield

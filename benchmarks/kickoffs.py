@@ -13,7 +13,7 @@ from typing import Any
 
 import wrapt
 
-from benchmarks import Progress, Table, interleave, noop_provider, paired, timed
+from benchmarks import Progress, Table, instrumented, interleave, noop_provider, paired, timed_with_spans
 
 VARIANTS = {  # label: "module:instrumentor" ("": none; "bare CrewAI, again" against "bare CrewAI" is the noise)
     "bare CrewAI": "",
@@ -67,13 +67,8 @@ def _instrumentors() -> dict[str, Any]:
 
 def _run(instrumentor: Any, workload: Callable[[], object], calls: int, exporter: Any, provider: Any) -> list[float]:
     """Seconds per call and spans per call of ``workload``, instrumented by ``instrumentor`` for these calls."""
-    with contextlib.ExitStack() as undo:
-        if instrumentor is not None:
-            instrumentor.instrument(tracer_provider=provider)
-            undo.callback(instrumentor.uninstrument)
-        workload()  # a warm-up: the first run of newly wrapped code pays for the caches
-        before = exporter.count
-        return [timed(workload, calls), (exporter.count - before) / calls]
+    with instrumented([instrumentor], provider):
+        return timed_with_spans(workload, calls, exporter)
 
 
 def measure(rounds: int, calls: int, progress: Progress) -> Table:

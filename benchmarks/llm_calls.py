@@ -1,7 +1,6 @@
 """(d) Added time per LLM call: CrewAI's own ``LLM`` on a loopback OpenAI-compatible server (the tests' one),
 plain, under otel-crew, under the official GenAI OpenAI instrumentation, and under both."""
 
-import contextlib
 import functools
 import importlib
 import os
@@ -11,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks import Progress, Table, interleave, noop_provider, paired, timed
+from benchmarks import Progress, Table, instrumented, interleave, noop_provider, paired, timed_with_spans
 
 OTEL_CREW = "otel_crew:OtelCrewInstrumentor"
 GENAI_OPENAI = "opentelemetry.instrumentation.genai.openai:OpenAIInstrumentor"
@@ -50,18 +49,13 @@ def _run(instrumentors: list[Any], base_url: str, calls: int, counter: Any, prov
     wrapper on first use, so a client used before a provider instrumentation never reaches it."""
     from crewai import LLM
 
-    with contextlib.ExitStack() as undo:
-        for instrumentor in instrumentors:
-            instrumentor.instrument(tracer_provider=provider)
-            undo.callback(instrumentor.uninstrument)
+    with instrumented(instrumentors, provider):
         llm = LLM(model="openai/gpt-4o-mini", base_url=base_url, api_key="sk-bench-loopback")
 
         def call() -> object:
             return llm.call([{"role": "user", "content": "hi"}])
 
-        call()  # a warm-up: the first run of newly wrapped code pays for the caches
-        before = counter.count
-        return [timed(call, calls), (counter.count - before) / calls]
+        return timed_with_spans(call, calls, counter)
 
 
 def measure(rounds: int, calls: int, progress: Progress) -> Table:

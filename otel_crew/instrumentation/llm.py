@@ -326,33 +326,17 @@ class LLMWrappers:
         call = self._begin()
         if call is None:
             return wrapped(*args, **kwargs)
-        token = active_call.set(call)
-        finished = _Finished()
-        try:
+        with _Observing(self, call, llm, args, kwargs) as finished:
             finished.result = wrapped(*args, **kwargs)
-            return finished.result
-        except BaseException as error:
-            finished.error = error
-            raise
-        finally:
-            active_call.reset(token)
-            self._finish(call, llm, args, kwargs, finished)
+        return finished.result
 
     async def acall(self, wrapped: Wrapped, llm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = self._begin()
         if call is None:
             return await wrapped(*args, **kwargs)
-        token = active_call.set(call)
-        finished = _Finished()
-        try:
+        with _Observing(self, call, llm, args, kwargs) as finished:
             finished.result = await wrapped(*args, **kwargs)
-            return finished.result
-        except BaseException as error:
-            finished.error = error
-            raise
-        finally:
-            active_call.reset(token)
-            self._finish(call, llm, args, kwargs, finished)
+        return finished.result
 
     def _finish(self, call: LLMCall, llm: Any, args: tuple[Any, ...], kwargs: dict[str, Any], end: _Finished) -> None:
         end.ended_ns = time.time_ns()
@@ -394,6 +378,28 @@ class LLMWrappers:
         if call.usage is not None:
             self._tokens.record(call.usage.input_tokens, {**common, GEN_AI_TOKEN_TYPE: TOKEN_TYPE_INPUT})
             self._tokens.record(call.usage.output_tokens, {**common, GEN_AI_TOKEN_TYPE: TOKEN_TYPE_OUTPUT})
+
+
+class _Observing:
+    """``with _Observing(...) as finished:`` runs one call as the active one, and records it however it
+    leaves; its exception passes through untouched."""
+
+    __slots__ = ("_args", "_call", "_finished", "_kwargs", "_llm", "_token", "_wrappers")
+
+    def __init__(
+        self, wrappers: LLMWrappers, call: LLMCall, llm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        self._wrappers, self._call, self._llm, self._args, self._kwargs = wrappers, call, llm, args, kwargs
+        self._finished = _Finished()
+
+    def __enter__(self) -> _Finished:
+        self._token = active_call.set(self._call)
+        return self._finished
+
+    def __exit__(self, exc_type: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        active_call.reset(self._token)
+        self._finished.error = error
+        self._wrappers._finish(self._call, self._llm, self._args, self._kwargs, self._finished)
 
 
 def _content_attributes(messages: Any, result: Any) -> dict[str, AttributeValue | None]:
