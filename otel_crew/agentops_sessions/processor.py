@@ -15,12 +15,18 @@ session's.
 While a root owns the session, CrewAI's own automatic end is suppressed
 (``auto_end_guards.py``); a call from the user's own code always goes through.
 
+What the session holds: otel-crew's own spans of the root, handed to
+AgentOps re-parented under the session span (``forwarding.py``), while
+AgentOps' own CrewAI instrumentation is kept off (``crewai_handover.py``).
+Whether AgentOps took each session is reported (``session_reports()``, the
+``otel_crew.agentops.sessions`` counter, one WARNING line per process).
+
 Context hygiene: AgentOps attaches its session span to the current context
 when it starts one. Here it is started inside a copied context, as a child of
 the root (so AgentOps' own spans share the root's trace id), and its context
 token is dropped, so the user's current span never changes.
 
-Sessions are ended on one background thread: ``end_trace`` flushes AgentOps'
+Sessions are ended, and spans forwarded, on one background thread: ``end_trace`` flushes AgentOps'
 exporter, which must not hold up the user's pipeline when AgentOps is slow or
 unreachable. ``force_flush`` and ``shutdown`` wait for it, all pending ends
 together at most ``flush_timeout``; at shutdown the exports to AgentOps share
@@ -199,11 +205,15 @@ class _SessionEnder:
             if self._stopped:
                 return False
             self._pending.append(item)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="otel-crew-agentops-sessions", daemon=True)
-                self._thread.start()
-            self._condition.notify_all()
+            self._wake()
         return True
+
+    def _wake(self) -> None:
+        """Under the condition: start the thread on first use, and wake it."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="otel-crew-agentops-sessions", daemon=True)
+            self._thread.start()
+        self._condition.notify_all()
 
     def forward(self, item: _Forward) -> None:
         """The hot path: a deque append (thread-safe); the thread is woken only
@@ -234,10 +244,8 @@ class _SessionEnder:
     def wait(self, deadline: float) -> bool:
         """Until every submitted item is done, or the ``deadline`` (monotonic)."""
         with self._condition:
-            if self._pending and self._thread is None and not self._stopped:
-                self._thread = threading.Thread(target=self._work, name="otel-crew-agentops-sessions", daemon=True)
-                self._thread.start()
-            self._condition.notify_all()  # forwarded spans may wait unannounced
+            if self._pending and not self._stopped:
+                self._wake()  # forwarded spans may wait unannounced
             return self._condition.wait_for(self._idle, max(0.0, deadline - time.monotonic()))
 
     def stop(self, deadline: float) -> list[_SessionEnd]:
