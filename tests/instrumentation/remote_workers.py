@@ -70,6 +70,8 @@ def set_up_process() -> None:
     _provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{os.environ[OTLP_URL]}/v1/traces")))
     OtelCrewInstrumentor().instrument(tracer_provider=_provider, agentops="on")
     task_postrun.connect(_after_run, weak=False)  # after Celery's instrumentor's receiver, which ends run/
+    if FOLDER in os.environ:  # say this process is ready (the test waits for every worker process)
+        Path(os.environ[FOLDER], f"ready-{os.getpid()}").touch()
 
 
 @worker_process_init.connect

@@ -94,6 +94,9 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
         with shared.log.open("wb") as log:
             shared.worker = subprocess.Popen(command, cwd=here, stdout=log, stderr=subprocess.STDOUT)
         try:
+            # Both prefork children set up: a task handed to one still starting would wait unseen by the
+            # caller's idle limit (as a queued task does; docs/scaling-out.md).
+            wait_until("both worker processes set up", lambda: len(list(shared.folder.glob("ready-*"))) >= 2)
             remote_workers.ping.delay().get(timeout=BOUND)
             yield shared
         finally:
