@@ -42,6 +42,7 @@ def configure(folder: str) -> Celery:
         result_backend=f"file://{queues['results']}",
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
+        worker_proc_alive_timeout=120,  # a new prefork child imports CrewAI in worker_process_init: slow here
         broker_connection_retry_on_startup=True,
     )
     return app

@@ -61,6 +61,10 @@ class Remote:
         self.worker: subprocess.Popen[bytes] | None = None
         self.log = base / "worker.log"
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The worker's last log lines, for a failure message."""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
     def spans_of(self, trace_id: int) -> list[ReceivedSpan]:
         return [span for span in self.receiver.snapshot() if span.trace_id == f"{trace_id:032x}"]
 
@@ -228,7 +232,10 @@ def test_a_killed_worker_is_flagged_in_the_caller_and_recovered_in_the_worker(
         found = [span for span in remote.spans_of(trace_id) if span.attributes.get(RECOVERED_ATTRIBUTE)]
         return found[0] if found else None
 
-    part = wait_until("the killed part recovered by the worker's next process", recovered)
+    try:
+        part = wait_until("the killed part recovered by the worker's next process", recovered)
+    except AssertionError as missing:
+        raise AssertionError(f"{missing}; the worker's log ends:\n{remote.log_tail()}") from None
     assert part.name == "run/remote_workers.hang" and part.status_code == ERROR
     (session,) = sessions_of(trace_id)
     assert end_state(session) == "Success"
