@@ -42,6 +42,7 @@ def configure(folder: str) -> Celery:
         result_backend=f"file://{queues['results']}",
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
+        worker_proc_alive_timeout=120,  # a new prefork child imports CrewAI in worker_process_init: slow here
         broker_connection_retry_on_startup=True,
     )
     return app
@@ -70,6 +71,8 @@ def set_up_process() -> None:
     _provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{os.environ[OTLP_URL]}/v1/traces")))
     OtelCrewInstrumentor().instrument(tracer_provider=_provider, agentops="on")
     task_postrun.connect(_after_run, weak=False)  # after Celery's instrumentor's receiver, which ends run/
+    if FOLDER in os.environ:  # say this process is ready (the test waits for every worker process)
+        Path(os.environ[FOLDER], f"ready-{os.getpid()}").touch()
 
 
 @worker_process_init.connect

@@ -61,6 +61,10 @@ class Remote:
         self.worker: subprocess.Popen[bytes] | None = None
         self.log = base / "worker.log"
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The worker's last log lines, for a failure message."""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
     def spans_of(self, trace_id: int) -> list[ReceivedSpan]:
         return [span for span in self.receiver.snapshot() if span.trace_id == f"{trace_id:032x}"]
 
@@ -94,6 +98,9 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
         with shared.log.open("wb") as log:
             shared.worker = subprocess.Popen(command, cwd=here, stdout=log, stderr=subprocess.STDOUT)
         try:
+            # Both prefork children set up: a task handed to one still starting would wait unseen by the
+            # caller's idle limit (as a queued task does; docs/scaling-out.md).
+            wait_until("both worker processes set up", lambda: len(list(shared.folder.glob("ready-*"))) >= 2)
             remote_workers.ping.delay().get(timeout=BOUND)
             yield shared
         finally:
@@ -225,7 +232,10 @@ def test_a_killed_worker_is_flagged_in_the_caller_and_recovered_in_the_worker(
         found = [span for span in remote.spans_of(trace_id) if span.attributes.get(RECOVERED_ATTRIBUTE)]
         return found[0] if found else None
 
-    part = wait_until("the killed part recovered by the worker's next process", recovered)
+    try:
+        part = wait_until("the killed part recovered by the worker's next process", recovered)
+    except AssertionError as missing:
+        raise AssertionError(f"{missing}; the worker's log ends:\n{remote.log_tail()}") from None
     assert part.name == "run/remote_workers.hang" and part.status_code == ERROR
     (session,) = sessions_of(trace_id)
     assert end_state(session) == "Success"
