@@ -130,6 +130,7 @@ def test_the_pages_have_examples_and_every_one_is_a_program() -> None:
         ast.parse(example.code)  # a program, not a fragment with "..." in it
 
 
+@pytest.mark.scenario
 @pytest.mark.parametrize("example", EXAMPLES, ids=[f"{example.page}-{example.number}" for example in EXAMPLES])
 def test_an_example_runs_as_written_and_prints_what_the_page_shows(
     example: Example, tmp_path: Path, agentops_stand_in: AgentOpsStandIn
