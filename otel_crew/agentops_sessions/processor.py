@@ -392,7 +392,7 @@ class AgentOpsSessionProcessor(SpanProcessor):
         session = self._index.add_child(span, parent)  # type: ignore[arg-type]  # a child's parent is not None
         if session is None or not (session.opens_session or session.remote_session is not None):
             return
-        if session.trace_context is None:
+        if session.trace_context is None and session.remote_session is None:
             if not _is_kickoff(span):
                 return  # no session (yet): nothing to forward, no cost for roots without AgentOps
             self._open_session(session)

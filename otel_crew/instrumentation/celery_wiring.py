@@ -9,8 +9,9 @@ from a parent it never receives, and each worker's root looks like a new one.
 
 At ``instrument()`` (option ``celery="auto"``, the default), when Celery and
 ``opentelemetry-instrumentation-celery`` are installed and Celery's
-instrumentor is not on yet, otel-crew puts it on with its own provider, and
-takes it off again at ``uninstrument()``. When the user put it on already, it
+instrumentor is not on yet, otel-crew puts it on with the provider given to
+``instrument(tracer_provider=...)``, and takes it off again at ``uninstrument()``
+(with no provider given, both record into the global one: nothing to wire). When the user put it on already, it
 is left alone; if its spans go to another provider, one warning says so and
 how to fix it (``otel-crew doctor`` says the same in general terms).
 """
@@ -66,12 +67,17 @@ class CeleryWiring:
         from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
         instrumentor = CeleryInstrumentor()
-        if not instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.instrument(tracer_provider=tracer_provider)
-            self._ours = instrumentor
-            _LOG.debug("otel-crew: Celery's instrumentor is on, with otel-crew's tracer provider")
-        elif not _same_provider(getattr(instrumentor, "_tracer", None), provider):
-            _LOG.warning(SPLIT_WARNING)
+        if instrumentor.is_instrumented_by_opentelemetry:
+            if not _same_provider(getattr(instrumentor, "_tracer", None), provider):
+                _LOG.warning(SPLIT_WARNING)
+            return
+        if tracer_provider is None:
+            # otel-crew records into the global provider, where a bare CeleryInstrumentor().instrument() puts
+            # Celery's spans too: nothing can split, and opentelemetry-instrument may be about to put it on.
+            return
+        instrumentor.instrument(tracer_provider=tracer_provider)
+        self._ours = instrumentor
+        _LOG.debug("otel-crew: Celery's instrumentor is on, with otel-crew's tracer provider")
 
     def unwire(self) -> None:
         if self._ours is not None:
