@@ -1,11 +1,17 @@
 """CrewAI's own test suite, run plain and instrumented by otel-crew: any test whose outcome differs fails.
 
 It owns the procedure of ``nox -s crewai_suite``: ``tests/`` extracted from
-CrewAI's sdist beside suite_conftest.py (as the root conftest), one run
-without otel-crew and one with ``-p suite_instrumented``, each test's outcome
-recorded by ``-p suite_outcomes``, the files holding differing tests run once
-more in both modes (a test that differs only once was a flake), and a summary.
-Tests that fail in both modes are fine: only differences count.
+CrewAI's sdist beside suite_conftest.py (as the root conftest), once per mode,
+one run without otel-crew and one with ``-p suite_instrumented``, at the same
+time, each test's outcome recorded by ``-p suite_outcomes``, the files holding
+differing tests run once more in both modes (a test that differs only once was
+a flake), and a summary. Tests that fail in both modes are fine: only
+differences count.
+
+The two runs go side by side because the suite mostly waits (its own sleeps,
+retries and subprocesses): one run, about 10 minutes on 2 cores, uses about
+300 CPU-seconds. Each run has its own copy of ``tests/`` as its
+working directory, so files a test writes there are its run's alone.
 
     python crewai_suite/run.py --sdist crewai-X.tar.gz [--jobs 2] [--timeout 120] [pytest args]
 """
@@ -22,7 +28,9 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 HERE = Path(__file__).resolve().parent
 MODES = ("plain", "instrumented")
@@ -52,8 +60,17 @@ def extract_tests(sdist: Path, into: Path) -> Path:
     return root
 
 
-def run_mode(mode: str, root: Path, targets: Sequence[str], args: argparse.Namespace, extra: Sequence[str]) -> Outcomes:
-    out = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root.parent))
+@dataclass
+class _Run:
+    mode: str
+    out: Path
+    log: IO[bytes]
+    process: subprocess.Popen[bytes]
+    started: float
+
+
+def start_mode(mode: str, root: Path, targets: Sequence[str], args: argparse.Namespace, extra: Sequence[str]) -> _Run:
+    out = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root.parent.parent))
     command = [
         sys.executable, "-m", "pytest", *targets,
         "-p", "suite_outcomes", "--suite-outcomes", str(out / "outcomes.json"),
@@ -70,19 +87,41 @@ def run_mode(mode: str, root: Path, targets: Sequence[str], args: argparse.Names
         "OTEL_CREW_SUITE_SPANS": str(out / "spans"),
     }
     what = " ".join(targets) if len(targets) < 4 else f"{len(targets)} files"
-    print(f"crewai suite: {mode} run of {what}", flush=True)
-    started = time.monotonic()
-    finished = subprocess.run(command, cwd=root, env=env, check=False)  # pytest's progress, live
-    print(f"crewai suite: {mode} run took {time.monotonic() - started:.0f} s", flush=True)
-    if finished.returncode not in (0, 1) or not (out / "outcomes.json").exists():
-        raise SystemExit(f"crewai suite: the {mode} run did not complete (pytest exit {finished.returncode})")
-    if mode == "instrumented":
-        spans = int((out / "spans").read_text()) if (out / "spans").exists() else 0
+    print(f"crewai suite: {mode} run of {what} (its output: {out / 'pytest.log'})", flush=True)
+    log = (out / "pytest.log").open("wb")
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return _Run(mode, out, log, process, time.monotonic())
+
+
+def _summary_of(log: Path) -> str:
+    """pytest's closing part of a run's output: the slowest tests and the counts."""
+    lines = log.read_text(errors="replace").splitlines()
+    start = next((n for n, line in enumerate(lines) if "slowest" in line and line.startswith("=")), len(lines) - 20)
+    return "\n".join(lines[max(start, 0) :])
+
+
+def finish_mode(run: _Run) -> Outcomes:
+    returncode = run.process.wait()
+    run.log.close()
+    print(f"crewai suite: {run.mode} run took {time.monotonic() - run.started:.0f} s", flush=True)
+    print(_summary_of(run.out / "pytest.log"), flush=True)
+    if returncode not in (0, 1) or not (run.out / "outcomes.json").exists():
+        raise SystemExit(f"crewai suite: the {run.mode} run did not complete (pytest exit {returncode})")
+    if run.mode == "instrumented":
+        spans = int((run.out / "spans").read_text()) if (run.out / "spans").exists() else 0
         print(f"  otel-crew recorded {spans} spans", flush=True)
         if spans == 0:
             raise SystemExit("crewai suite: the instrumented run recorded no spans; otel-crew was not instrumenting")
-    outcomes: Outcomes = json.loads((out / "outcomes.json").read_text())
+    outcomes: Outcomes = json.loads((run.out / "outcomes.json").read_text())
     return outcomes
+
+
+def run_modes(
+    roots: dict[str, Path], targets: Sequence[str], args: argparse.Namespace, extra: Sequence[str]
+) -> dict[str, Outcomes]:
+    """Both modes at once, each in its own copy of the tests; each mode's outcomes."""
+    runs = [start_mode(mode, roots[mode], targets, args, extra) for mode in MODES]
+    return {run.mode: finish_mode(run) for run in runs}
 
 
 def differing(plain: Outcomes, instrumented: Outcomes) -> list[str]:
@@ -103,17 +142,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = args.sdist.resolve().parent / "crewai-suite"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    root = extract_tests(args.sdist, work)
+    roots = {mode: extract_tests(args.sdist, work / mode) for mode in MODES}
     targets = [arg for arg in extra if arg.startswith("tests")] or ["tests"]
     options = [arg for arg in extra if not arg.startswith("tests")]
 
-    first = {mode: run_mode(mode, root, targets, args, options) for mode in MODES}
+    first = run_modes(roots, targets, args, options)
     suspects = differing(first["plain"], first["instrumented"])
     still, final = suspects, first
     if suspects:
         files = sorted({nodeid.split("::")[0] for nodeid in suspects})
         print(f"crewai suite: {len(suspects)} test(s) differ; running their {len(files)} file(s) once more")
-        final = {mode: run_mode(mode, root, files, args, options) for mode in MODES}
+        final = run_modes(roots, files, args, options)
         still = [nodeid for nodeid in differing(final["plain"], final["instrumented"]) if nodeid in suspects]
         for nodeid in sorted(set(suspects) - set(still)):
             print(f"  flaky, same on the second run: {nodeid}")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class Opened:
     trace_id: str
     span_id: str
     row: dict[str, Any]  # its journal entry once activity was written
+    state_dir: Path | None = None  # the journal's directory
 
 
 def scenario(state_dir: Path, *args: str) -> subprocess.Popen[str]:
@@ -94,20 +95,26 @@ def open_roots(state_dir: Path, url: str, count: int = 1, agentops: str = "off")
     opened = []
     for process in processes:
         ids = line_of(process)
-        opened.append(Opened(process, ids["trace_id"], ids["span_id"], wait_for_activity(state_dir, ids["span_id"])))
+        row = wait_for_activity(state_dir, ids["span_id"])
+        opened.append(Opened(process, ids["trace_id"], ids["span_id"], row, state_dir))
     return opened
 
 
-def kill(opened: Opened) -> None:
+def kill(opened: Opened) -> Opened:
+    """SIGKILL the process; ``opened`` with its journal entry as the process left it (the watcher may have
+    written later activity after the entry ``open_roots`` saw, on a slow or busy machine)."""
     os.kill(opened.process.pid, signal.SIGKILL)
     assert opened.process.wait(timeout=60) == -signal.SIGKILL
+    if opened.state_dir is None:
+        return opened
+    (row,) = [row for row in rows(opened.state_dir) if row["span_id"] == opened.span_id]
+    return replace(opened, row=row)
 
 
 def crash(state_dir: Path, url: str, agentops: str = "off") -> Opened:
     """Open a root in a process and SIGKILL it."""
     (opened,) = open_roots(state_dir, url, agentops=agentops)
-    kill(opened)
-    return opened
+    return kill(opened)
 
 
 def recover_in(state_dir: Path, url: str, count: int = 1, agentops: str = "off") -> list[list[dict[str, Any]]]:

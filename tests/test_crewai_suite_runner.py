@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 _SPEC = importlib.util.spec_from_file_location("crewai_suite_run", Path(__file__).parent.parent / "crewai_suite/run.py")
 assert _SPEC is not None and _SPEC.loader is not None
 runner = importlib.util.module_from_spec(_SPEC)
+sys.modules[_SPEC.name] = runner  # as importlib's recipe does: its dataclasses look their module up there
 _SPEC.loader.exec_module(runner)
 
 

@@ -52,7 +52,7 @@ def test_a_killed_process_root_is_exported_once_even_by_two_processes_starting_a
     state_dir: Path, receiver: HttpReceiver
 ) -> None:
     crashed, alive = open_roots(state_dir, receiver.url, count=2)
-    kill(crashed)
+    crashed = kill(crashed)
     assert received(receiver, crashed.span_id) == []  # the root never left the killed process
     orphans = [span for span in receiver.snapshot() if span.parent_span_id == crashed.span_id]
     assert orphans, "the crew's spans were exported under the open root before the kill"
