@@ -56,7 +56,7 @@ class Example:
 
     @property
     def uses_crewai(self) -> bool:
-        return any(re.search(rf"^(from|import) {re.escape(name)}\b", self.code, re.M) for name in USES_CREWAI)
+        return any(re.search(rf"^\s*(from|import) {re.escape(name)}\b", self.code, re.M) for name in USES_CREWAI)
 
 
 def examples() -> list[Example]:
