@@ -307,8 +307,11 @@ def test_litellm_path_makes_five_inference_spans_with_totals(
 
 
 @pytest.mark.skipif(not ON_1X, reason="a native async kickoff (and LLM.acall) is CrewAI 1.x's")
-def test_native_async_kickoff_calls_are_spans_too(instrumented: Spans, llm_server: LLMServer) -> None:
-    research, publish = two_crews(llm_server)
+@pytest.mark.parametrize("is_litellm", [False, True])
+def test_native_async_kickoff_calls_are_spans_too(instrumented: Spans, llm_server: LLMServer, is_litellm: bool) -> None:
+    if is_litellm:
+        pytest.importorskip("litellm")
+    research, publish = two_crews(llm_server, is_litellm=is_litellm)
 
     async def pipeline() -> None:
         async with workflow("pipeline"):
