@@ -16,7 +16,8 @@ LATEST = "latest"
 CREWAI_LINES = {
     # The a2a extra: CrewAI's A2A agents, which read their own methods' __wrapped__ (tests/instrumentation).
     # The anthropic extra: CrewAI's native Anthropic provider, tested against a loopback Messages API.
-    "latest": ["crewai[a2a,anthropic]>=1.15,<2"],
+    # The litellm extra: CrewAI's LiteLLM-backed LLM (is_litellm=True), tested against the loopback server.
+    "latest": ["crewai[a2a,anthropic,litellm]>=1.15,<2"],
     "0.130": ["crewai==0.130.0"],
     # An older OpenTelemetry, as such projects have: AgentOps' own exporter
     # works there, and the tests show otel-crew's export repair stays out.

@@ -22,6 +22,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 os.environ["CREWAI_DISABLE_TELEMETRY"] = "true"
 os.environ["CREWAI_TRACING_ENABLED"] = "false"
 os.environ.setdefault("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "NO_CONTENT")
+# LiteLLM (CrewAI 0.130 and 0.102's LLM; 1.x's with is_litellm=True) fetches its model cost map from the
+# network on first import unless told to use the copy it ships: the suite stays offline.
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 # CrewAI's task-output store differs between 0.x and 1.x: one per run.
 os.environ["CREWAI_STORAGE_DIR"] = tempfile.mkdtemp(prefix="otel-crew-tests-")
 # The open-roots journal of every test process (children inherit it) stays out of the user's home.

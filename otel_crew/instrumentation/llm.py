@@ -144,6 +144,11 @@ def _llm_classes(root: type) -> Iterator[type]:
             pending.extend(cls.__subclasses__())
 
 
+def _is_litellm(llm: Any) -> bool:
+    """CrewAI 1.x's LiteLLM-backed ``LLM`` (the native providers say False)."""
+    return getattr(llm, "is_litellm", False) is True
+
+
 def _reports_completions() -> bool:
     try:
         base = importlib.import_module(_BASE_LLM_MODULE)
@@ -219,12 +224,17 @@ class LLMWrappers:
     # -- the patch table's rows, and the classes wrapped outside it ---------------------------------
 
     def rows(self) -> list[Row]:
-        """CrewAI 1.x reports each call's usage in its completion report; 0.x only to its token counter
-        (which 1.x's LiteLLM path also feeds, so there it is not read: a call counts once)."""
+        """CrewAI 1.x's native providers report each call's usage in their completion report; 0.x only to
+        its token counter (which 1.x's LiteLLM path also feeds, so there it is not read: a call counts once).
+        1.x's LiteLLM-backed ``LLM`` has a completion report of its own (``_handle_emit_call_events``), made
+        for text replies only: its usage comes from the one report every reply makes, to the LLM's own
+        counter (``_track_token_usage_internal``), and only the finish reason and response id from the other."""
         if _reports_completions():
             return [
                 (_BASE_LLM_MODULE, "BaseLLM", "__init_subclass__", self.subclass_made),
                 (_BASE_LLM_MODULE, "BaseLLM", "_emit_call_completed_event", self.completion_reported),
+                (_BASE_LLM_MODULE, "BaseLLM", "_track_token_usage_internal", self.litellm_usage_tracked),
+                ("crewai.llm", "LLM", "_handle_emit_call_events", self.completion_reported),
             ]
         counter = "crewai.utilities.token_counter_callback"
         return [(counter, "TokenCalcHandler", "log_success_event", self.tokens_reported)]
@@ -281,14 +291,25 @@ class LLMWrappers:
         call = active_call.get()
         if call is not None:
             try:
-                self._note_completion(call, kwargs)
+                self._note_completion(call, kwargs, with_usage=not _is_litellm(llm))
             except Exception:
                 _LOG.debug("otel-crew: could not read an LLM completion report", exc_info=True)
         return wrapped(*args, **kwargs)
 
+    def litellm_usage_tracked(self, wrapped: Wrapped, llm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = active_call.get()
+        if call is not None and _is_litellm(llm):
+            try:
+                usage = usage_from(call_arg(args, kwargs, 0, "usage_data"))
+                if usage is not None:
+                    call.add_usage(usage)
+            except Exception:
+                _LOG.debug("otel-crew: could not read a LiteLLM usage report", exc_info=True)
+        return wrapped(*args, **kwargs)
+
     @staticmethod
-    def _note_completion(call: LLMCall, kwargs: dict[str, Any]) -> None:
-        usage = usage_from(kwargs.get("usage"))
+    def _note_completion(call: LLMCall, kwargs: dict[str, Any], with_usage: bool) -> None:
+        usage = usage_from(kwargs.get("usage")) if with_usage else None
         if usage is not None:
             call.add_usage(usage)
         reason = kwargs.get("finish_reason")

@@ -276,9 +276,42 @@ def test_native_anthropic_provider(instrumented: Spans, llm_server: LLMServer, s
     assert [r.path for r in llm_server.requests if not r.path.endswith("count_tokens")] == ["/v1/messages"]
 
 
+@pytest.mark.skipif(not ON_1X, reason="on 0.130 and 0.102 every LLM is LiteLLM's: the tests above")
+@pytest.mark.parametrize("beside_openai_instrumentation", [False, True])
+@pytest.mark.parametrize("stream", STREAMING)
+def test_litellm_path_makes_five_inference_spans_with_totals(
+    spans: Spans, llm_server: LLMServer, stream: bool, beside_openai_instrumentation: bool, request: Any
+) -> None:
+    """CrewAI 1.x's LiteLLM-backed ``LLM`` (``is_litellm=True``: no native provider class), alone and with
+    the OpenAI instrumentation on the same provider (LiteLLM calls the openai SDK: its span is the one)."""
+    pytest.importorskip("litellm")
+    if beside_openai_instrumentation:
+        request.getfixturevalue("genai_openai")
+    research, publish = two_crews(llm_server, stream=stream, is_litellm=True)
+    assert {type(a.llm) for c in (research, publish) for a in c.agents} == {LLM}  # not OpenAICompletion
+    with instrumenting(spans), workflow("pipeline"):
+        research.kickoff()
+        publish.kickoff()
+    assert_pipeline(spans, ours=not beside_openai_instrumentation)
+    assert [sent.streaming for sent in llm_server.requests] == [stream] * 5
+    scopes = {call.instrumentation_scope.name for call in chats(spans) if call.instrumentation_scope}
+    # Beside the OpenAI instrumentation, whichever records them records all: LiteLLM 1.110 posts through the
+    # openai client's raw ``post`` (not ``chat.completions.create``, which the instrumentation wraps), so
+    # there otel-crew's spans are the ones; were it to record them, they would be its.
+    assert len(scopes) == 1 if beside_openai_instrumentation else scopes == {"otel_crew"}
+    if not beside_openai_instrumentation:
+        # LiteLLM's completion report (text replies only: the tool call's reply makes none) gives these
+        for call in sorted(chats(spans), key=lambda s: s.start_time or 0)[1:]:
+            assert attributes(call)["gen_ai.response.finish_reasons"] == ("stop",)
+            assert attributes(call)["gen_ai.response.id"].startswith("chatcmpl-")
+
+
 @pytest.mark.skipif(not ON_1X, reason="a native async kickoff (and LLM.acall) is CrewAI 1.x's")
-def test_native_async_kickoff_calls_are_spans_too(instrumented: Spans, llm_server: LLMServer) -> None:
-    research, publish = two_crews(llm_server)
+@pytest.mark.parametrize("is_litellm", [False, True])
+def test_native_async_kickoff_calls_are_spans_too(instrumented: Spans, llm_server: LLMServer, is_litellm: bool) -> None:
+    if is_litellm:
+        pytest.importorskip("litellm")
+    research, publish = two_crews(llm_server, is_litellm=is_litellm)
 
     async def pipeline() -> None:
         async with workflow("pipeline"):
