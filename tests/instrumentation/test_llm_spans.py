@@ -11,19 +11,17 @@ from typing import Any
 import pytest
 from conftest import CREWAI, Spans, instrumenting, sdk_enabled
 from crewai import LLM, Agent, Crew, Task
-from llm_server import Failure, LLMServer, Slow, ToolCall
+from llm_pipeline import API_KEY, MODEL, agent, crew, model, two_crews
+from llm_server import Failure, LLMServer, Slow
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_crew import workflow
-from otel_crew.cli.demo_crews import WordCount
 
 pytestmark = pytest.mark.crewai
 
-API_KEY = "sk-test-0123456789abcdef"
-MODEL = "gpt-4o-mini"
 ON_1X = CREWAI is not None and CREWAI >= (1, 0)
 # CrewAI 0.102's LLM cannot stream (it reads a LiteLLM stream as a whole reply); 0.130 and 1.x can.
 STREAMING = [False, True] if CREWAI is not None and CREWAI >= (0, 130) else [False]
@@ -40,31 +38,6 @@ def tokens(span: ReadableSpan, prefix: str = "gen_ai.usage") -> tuple[Any, Any]:
 
 def totals(span: ReadableSpan) -> tuple[Any, Any]:
     return tokens(span, "otel_crew.usage")
-
-
-def model(server: LLMServer, base_url: str | None = None, **options: Any) -> Any:
-    return LLM(model=f"openai/{MODEL}", base_url=base_url or server.openai_url, api_key=API_KEY, **options)
-
-
-def agent(role: str, server: LLMServer, tools: list[Any] | None = None, **options: Any) -> Agent:
-    return Agent(
-        role=role, goal="Do it", backstory="Able.", llm=model(server, **options), tools=tools or [], max_retry_limit=0
-    )
-
-
-def crew(name: str, *agents: Agent) -> Crew:
-    tasks = [Task(description=f"Step {i} of {name}", expected_output="text", agent=a) for i, a in enumerate(agents)]
-    return Crew(agents=list(agents), tasks=tasks, name=name)
-
-
-def two_crews(server: LLMServer, **options: Any) -> tuple[Crew, Crew]:
-    """Five calls: the researcher calls a tool (two calls), then one call for each other agent."""
-    server.script(ToolCall("word_count", {"text": "a b c"}))
-    research = crew(
-        "research", agent("Researcher", server, [WordCount()], **options), agent("Writer", server, **options)
-    )
-    publish = crew("publish", agent("Editor", server, **options), agent("Publisher", server, **options))
-    return research, publish
 
 
 def chats(spans: Spans) -> list[ReadableSpan]:
