@@ -216,7 +216,7 @@ def test_agentops_taking_the_key_is_ok() -> None:
     run = agentops_doctor(AGENTOPS.url)
     line = agentops_line(run)
     assert line["ok"] is True and str(line["text"]).endswith(f"{AGENTOPS.url} took AGENTOPS_API_KEY"), line
-    assert run.returncode == 0
+    assert run.returncode == (0 if CREWAI is not None else 1)  # without CrewAI, doctor fails for that alone
 
 
 def test_agentops_refusing_the_key_is_one_fix_line() -> None:
