@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})  # one core; threads started later inherit it
     logging.getLogger("otel_crew").setLevel(logging.ERROR)  # a flagged root's log line is the handler's I/O
     tables = [kickoffs.measure(rounds=2 if short else 30, calls=1 if short else 3, progress=progress)]
-    tables += processors.span_costs(5 if short else 41, 300 if short else 5000, 400 if short else 2000, progress)
+    tables += processors.span_costs(2 if short else 41, 100 if short else 5000, 80 if short else 2000, progress)
     tables.append(processors.open_roots(2_000 if short else 100_000, progress))
     tables.append(llm_calls.measure(rounds=2 if short else 30, calls=2 if short else 50, progress=progress))
     block = f"{BEGIN}\n{render(tables, short)}\n{END}"
