@@ -117,19 +117,22 @@ def test_the_demo_trace_arrives_whole_over_real_otlp(receiver: tuple[str, GrpcRe
 @pytest.mark.one_line
 def test_a_dead_collector_costs_at_most_2_s_more_and_one_plain_line() -> None:
     url = f"http://127.0.0.1:{closed_port()}"
-    # Paired runs in the same test, the best of two each: the comparison is the point. Interleaved, so that
-    # a change in the machine's load (other tests, other workers) falls on every kind of run alike.
+    # Paired runs in the same test: the comparison is the point. When a dead collector's run looks slower
+    # than the bound, every kind runs once more, interleaved, and the best of two decides, so that a change
+    # in the machine's load (other tests, other workers) falls on every kind of run alike.
     kinds = {"no collector": {}, **{protocol: exporting_to(protocol, url) for protocol in PROTOCOLS}}
-    runs: dict[str, list[Run]] = {kind: [] for kind in kinds}
-    for _ in range(2):
+    runs = {kind: [demo(**variables)] for kind, variables in kinds.items()}
+
+    def added(protocol: str) -> float:
+        return min(run.seconds for run in runs[protocol]) - min(run.seconds for run in runs["no collector"])
+
+    if any(added(protocol) > 2.0 for protocol in PROTOCOLS):
         for kind, variables in kinds.items():
             runs[kind].append(demo(**variables))
-    without = min(run.seconds for run in runs["no collector"])
     for protocol in PROTOCOLS:
-        dead_runs = runs[protocol]
-        dead = dead_runs[-1]
+        dead = runs[protocol][-1]
         assert dead.returncode == 0, dead.stdout + dead.stderr
-        assert min(run.seconds for run in dead_runs) - without <= 2.0, protocol
+        assert added(protocol) <= 2.0, protocol
         assert dead.stderr == "" and "Traceback" not in dead.stdout and "retrying" not in dead.stdout
         assert [line for line in dead.stdout.splitlines() if url in line] == [summary(dead)]
         assert f"spans not exported: {url} does not answer (nothing listens there); {start_collector()}" in summary(
