@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,6 +130,32 @@ def agentops_stand_in() -> Iterator[AgentOpsStandIn]:
     AGENTOPS.start()
     yield AGENTOPS
     AGENTOPS.stop()
+
+
+class OncePerRun:
+    """Results computed by one test process of the run and read by the others: pytest-xdist's workers share
+    the parent of their temporary folders, so a scenario whose report the tests of several workers check
+    (each worker may get some of them) starts its process once. Results are JSON."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+
+    def __call__(self, key: str, compute: Callable[[], Any]) -> Any:
+        stored = self._folder / f"{key}.json"
+        with (self._folder / f"{key}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed; a second worker waits, then reads
+            if not stored.exists():
+                stored.write_text(json.dumps(compute()))
+            return json.loads(stored.read_text())
+
+
+@pytest.fixture(scope="session")
+def once_per_run(tmp_path_factory: pytest.TempPathFactory) -> OncePerRun:
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base  # a worker's base is popen-gwN
+    folder = shared / "once-per-run"
+    folder.mkdir(exist_ok=True)
+    return OncePerRun(folder)
 
 
 OUR_THREADS = "otel-crew-"

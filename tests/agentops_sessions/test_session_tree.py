@@ -2,18 +2,19 @@
 
 Each set-up order runs in a fresh process (AgentOps' import hook and its
 CrewAI instrumentation are process-wide), with the real AgentOps SDK against
-a loopback stand-in started there (tree_scenario.py).
+a loopback stand-in started there (tree_scenario.py); the pipelines checked
+after that order run there one after the other, each under its own root.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import CREWAI
+from conftest import CREWAI, OncePerRun
 from llm_pipeline import CALLS, MODEL
 from test_session_processor import run_script
 
@@ -27,19 +28,43 @@ ORDERS = [
     "init,instrument",  # CrewAI imported by instrument(), after the bridge is on
     "crewai,instrument,init",  # AgentOps initialised last
 ]
+# The five-call pipeline on the loopback LLM server, run in the same process as the order's local pipeline.
+PIPELINES = [
+    ("init,crewai,instrument", "llm"),
+    ("init,instrument", "llm+stream"),
+    ("crewai,init,instrument", "llm+genai"),  # the GenAI OpenAI instrumentation's chat spans
+    ("init,instrument", "llm+genai+stream"),
+]
+if CREWAI is not None and CREWAI < (0, 130):  # CrewAI 0.102's LLM cannot read a stream
+    PIPELINES = [(order, workload) for order, workload in PIPELINES if "+stream" not in workload]
 
 
-@functools.cache
-def scenario(order: str, workload: str = "local") -> dict[str, Any]:
-    result = run_script("tree_scenario.py", order, workload)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (report,) = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    return report  # type: ignore[no-any-return]
+Scenario = Callable[[str], dict[str, dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def scenario(once_per_run: OncePerRun) -> Scenario:
+    """Order -> (workload -> report), for every workload this module runs after the order: one process per
+    order in the whole run."""
+
+    def run_order(order: str) -> dict[str, dict[str, Any]]:
+        workloads = ["local", *(workload for pipeline_order, workload in PIPELINES if pipeline_order == order)]
+        result = run_script("tree_scenario.py", order, ",".join(workloads))
+        assert result.returncode == 0, result.stderr[-3000:]
+        reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        assert [report["workload"] for report in reports] == workloads
+        return {report["workload"]: report for report in reports}
+
+    def reports(order: str) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = once_per_run(f"tree-{order}", lambda: run_order(order))
+        return found
+
+    return reports
 
 
 @pytest.fixture(scope="module", params=ORDERS)
-def run(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return scenario(request.param)
+def run(request: pytest.FixtureRequest, scenario: Scenario) -> dict[str, Any]:
+    return scenario(request.param)["local"]
 
 
 def in_root_trace(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -91,13 +116,15 @@ def test_the_users_export_has_no_dangling_parent(run: dict[str, Any]) -> None:
     assert names == Counter({"two-crews": 1, "invoke_workflow": 2, "invoke_agent": 4, "execute_tool": 2, "chat": 6})
 
 
-def test_agentops_crewai_instrumentation_is_off_while_bridged_and_given_back_exactly(run: dict[str, Any]) -> None:
+def test_agentops_crewai_instrumentation_is_off_while_bridged_and_given_back_exactly(
+    run: dict[str, Any], scenario: Scenario
+) -> None:
     assert run["bridged"]["entry"] == "CrewaiHandedOver"
     assert not run["bridged"]["kickoff"].startswith("FunctionWrapper")  # AgentOps' wrapper is not on kickoff
     if run["before"]["active"]:  # AgentOps' own instrumentor had run: the same object back, its wrapper too
         assert run["after"] == run["before"]
     else:  # AgentOps activated CrewAI while bridged: now what AgentOps alone gets on this CrewAI line
-        alone = scenario("crewai,init,instrument")["before"]
+        alone = scenario("crewai,init,instrument")["local"]["before"]
         shape = ("entry", "active", "instrumented")
         assert {key: run["after"][key] for key in shape} == {key: alone[key] for key in shape}
         assert run["after"]["kickoff"].split()[0] == alone["kickoff"].split()[0]
@@ -105,19 +132,11 @@ def test_agentops_crewai_instrumentation_is_off_while_bridged_and_given_back_exa
 
 # -- the issue's five-call pipeline on the loopback LLM server ------------------------------------
 
-PIPELINES = [
-    ("init,crewai,instrument", "llm"),
-    ("init,instrument", "llm+stream"),
-    ("crewai,init,instrument", "llm+genai"),  # the GenAI OpenAI instrumentation's chat spans
-    ("init,instrument", "llm+genai+stream"),
-]
-if CREWAI is not None and CREWAI < (0, 130):  # CrewAI 0.102's LLM cannot read a stream
-    PIPELINES = [(order, workload) for order, workload in PIPELINES if "+stream" not in workload]
-
 
 @pytest.fixture(scope="module", params=PIPELINES, ids=["-".join(pipeline) for pipeline in PIPELINES])
-def pipeline(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return scenario(*request.param)
+def pipeline(request: pytest.FixtureRequest, scenario: Scenario) -> dict[str, Any]:
+    order, workload = request.param
+    return scenario(order)[workload]
 
 
 def test_the_session_holds_the_five_calls_with_agentops_names_in_one_tree(pipeline: dict[str, Any]) -> None:

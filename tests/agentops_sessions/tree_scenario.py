@@ -1,14 +1,17 @@
 """What AgentOps and the user's backend each receive for one pipeline, for an order of set-up steps.
 
-``tree_scenario.py STEPS [WORKLOAD]``: STEPS is a comma-separated order of
+``tree_scenario.py STEPS [WORKLOADS]``: STEPS is a comma-separated order of
 ``init`` (``agentops.init()``, its import hook on), ``crewai`` (``import
-crewai``) and ``instrument`` (otel-crew's bridge on). Then one root with two
-crews runs: the local model's (``local``, the default), or the five-call
-pipeline on the loopback LLM server (``llm``), with ``+stream`` and
-``+genai`` (the GenAI OpenAI instrumentation on the user's provider) to add.
-Then otel-crew is uninstrumented, and one JSON line says what the user's
-exporter got, what the loopback AgentOps received, and what AgentOps' CrewAI
-instrumentation looked like while bridged and after.
+crewai``) and ``instrument`` (otel-crew's bridge on). Then, one after the
+other, each root of WORKLOADS (comma-separated) runs with two crews: the
+local model's (``local``, the default), or the five-call pipeline on the
+loopback LLM server (``llm``), with ``+stream`` and ``+genai`` (the GenAI
+OpenAI instrumentation on the user's provider, for that root only) to add.
+Then otel-crew is uninstrumented, and one JSON line per workload says what the
+user's exporter got while it ran, what the loopback AgentOps received, and
+what AgentOps' CrewAI instrumentation looked like while bridged and after.
+The set-up order is what needs the fresh process; the roots after it are a
+pipeline's roots, each with its own session.
 """
 
 from __future__ import annotations
@@ -94,7 +97,22 @@ def run_pipeline(workload: str, provider: Any) -> Any:
     return root
 
 
-def main(steps: list[str], workload: str) -> None:
+def finished(exporter: Any) -> list[dict[str, Any]]:
+    """The spans the user's exporter got since the last call."""
+    spans = [
+        {
+            "name": span.name,
+            "span_id": f"{span.context.span_id:016x}",
+            "parent": "" if span.parent is None else f"{span.parent.span_id:016x}",
+            "usage": {k: v for k, v in (span.attributes or {}).items() if k.startswith("gen_ai.usage.")},
+        }
+        for span in exporter.get_finished_spans()
+    ]
+    exporter.clear()
+    return spans
+
+
+def main(steps: list[str], workloads: list[str]) -> None:
     sdk_switch = os.environ.pop("OTEL_SDK_DISABLED", None)  # CrewAI 0.102's telemetry switch; see conftest
     stand_in = AgentOpsStandIn()
     stand_in.start()
@@ -123,35 +141,32 @@ def main(steps: list[str], workload: str) -> None:
     if sdk_switch:  # the providers that must record are built: CrewAI's telemetry stays off
         os.environ["OTEL_SDK_DISABLED"] = sdk_switch
     bridged = crewai_instrumentation_state()
-    root = run_pipeline(workload, provider)
+    runs = []
+    for workload in workloads:
+        root = run_pipeline(workload, provider)
+        runs.append((workload, root.get_span_context(), finished(exporter)))
     instrumentor.uninstrument()
     provider.shutdown()
     from agentops.sdk.core import tracer
 
     tracer.provider.force_flush()
-    user = [
-        {
-            "name": span.name,
-            "span_id": f"{span.context.span_id:016x}",
-            "parent": "" if span.parent is None else f"{span.parent.span_id:016x}",
-            "usage": {k: v for k, v in (span.attributes or {}).items() if k.startswith("gen_ai.usage.")},
+    after = crewai_instrumentation_state()
+    for workload, root, user in runs:
+        report = {
+            "workload": workload,
+            "root_trace_id": f"{root.trace_id:032x}",
+            "root_span_id": f"{root.span_id:016x}",
+            "user": user,
+            "agentops": received(stand_in),
+            "before": before,
+            "bridged": bridged,
+            "after": after,
         }
-        for span in exporter.get_finished_spans()
-    ]
-    report = {
-        "root_trace_id": f"{root.get_span_context().trace_id:032x}",
-        "root_span_id": f"{root.get_span_context().span_id:016x}",
-        "user": user,
-        "agentops": received(stand_in),
-        "before": before,
-        "bridged": bridged,
-        "after": crewai_instrumentation_state(),
-    }
-    # The process' own stdout: CrewAI 0.130 filters sys.stdout (it drops any line containing "litellm").
-    sys.__stdout__.write("\n" + json.dumps(report) + "\n")  # streamed replies may leave a line open
+        # The process' own stdout: CrewAI 0.130 filters sys.stdout (it drops any line containing "litellm").
+        sys.__stdout__.write("\n" + json.dumps(report) + "\n")  # streamed replies may leave a line open
     sys.__stdout__.flush()
     stand_in.stop()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1].split(","), sys.argv[2] if len(sys.argv) > 2 else "local")
+    main(sys.argv[1].split(","), (sys.argv[2] if len(sys.argv) > 2 else "local").split(","))
