@@ -10,7 +10,7 @@ import nox
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "docs", "tests"]  # no peer installs by default; `nox -s bench` writes BENCHMARKS.md
-# Not in the default list either (about 12 minutes on 2 cores): `nox -s crewai_suite`, run by .ci/run.
+# Not in the default list either (about 10 minutes on 2 cores): `nox -s crewai_suite`, run by .ci/run.
 
 LATEST = "latest"
 CREWAI_LINES = {
@@ -112,7 +112,7 @@ CREWAI_SUITE_TEST_DEPS = [
 @nox.session
 def crewai_suite(session: nox.Session) -> None:
     """CrewAI's own test suite (from its sdist), plain and instrumented: fails on any test whose outcome differs.
-    Slow (about 12 minutes on 2 cores), so not in the default list; CI runs it (docs/contributing.md)."""
+    Slow (about 10 minutes on 2 cores), so not in the default list; CI runs it (docs/contributing.md)."""
     _write_bytecode(session)
     crewai = f"crewai[{CREWAI_SUITE_EXTRAS}]=={CREWAI_SUITE_RELEASE}"
     session.install("-e", ".[agentops]", crewai, *CREWAI_SUITE_TEST_DEPS, "pip")  # pip: for its `download`

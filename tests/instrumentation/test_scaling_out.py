@@ -29,7 +29,10 @@ from otel_crew.roots.journal import journal_at
 from otel_crew.roots.unclosed import FLAG_EVENT, UnclosedRoot
 from otel_crew.semconv import RECOVERED_ATTRIBUTE
 
-pytestmark = pytest.mark.skipif(CREWAI is None or CREWAI < (1, 0), reason="the scaling-out tests run on CrewAI 1.x")
+pytestmark = [
+    pytest.mark.skipif(CREWAI is None or CREWAI < (1, 0), reason="the scaling-out tests run on CrewAI 1.x"),
+    pytest.mark.scenario,  # worker processes of their own: what crosses a process boundary is the point
+]
 
 remote_workers = pytest.importorskip("remote_workers")
 
