@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,3 +38,20 @@ def test_only_outcomes_that_differ_between_the_runs_count() -> None:
     expected = ["t.py::broken_by_us", "t.py::only_instrumented", "t.py::only_plain"]
     assert runner.differing(plain, instrumented) == expected
     assert runner.differing(plain, plain) == []
+
+
+def _finished_instrumented_run(out: Path) -> object:
+    """An instrumented run that ended and recorded no span (its process: a real one that exits 0)."""
+    (out / "outcomes.json").write_text(json.dumps({"tests/t.py::quiet": ["passed", ""]}))
+    (out / "pytest.log").write_text("1 passed in 0.01s\n")
+    process = subprocess.Popen([sys.executable, "-c", ""])
+    return runner._Run("instrumented", out, (out / "pytest.log").open("ab"), process, time.monotonic())
+
+
+# The harness, not CrewAI: the same on every line.
+@pytest.mark.one_line
+def test_no_span_fails_the_whole_run_but_not_a_rerun_of_a_few_files(tmp_path: Path) -> None:
+    rerun = runner.finish_mode(_finished_instrumented_run(tmp_path), must_record=False)
+    assert rerun == {"tests/t.py::quiet": ["passed", ""]}  # a file of CI's rerun may run no crew at all
+    with pytest.raises(SystemExit, match="recorded no spans; otel-crew was not instrumenting"):
+        runner.finish_mode(_finished_instrumented_run(tmp_path), must_record=True)
